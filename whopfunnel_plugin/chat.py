@@ -1,0 +1,117 @@
+"""`whopfunnel chat`: a member's side of a funnel in the terminal, on a real database."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from uuid import uuid4
+
+from .events import MemberJoined, MessageReceived
+from .funnel import Funnel
+from .host import Callbacks, Host
+from .store import Store
+
+ENDINGS = {
+    "completed": "completed", "abandoned": "abandoned", "handed_off": "handed off to the owner",
+    "transitioned": "transitioned",
+}
+
+
+class _Narrator(Callbacks):
+    """Notes what would otherwise happen out of sight (owner notifications), to show
+    after the bot's messages."""
+
+    def __init__(self):
+        self.notes: list[str] = []
+
+    def on_owner_notify(self, conversation, reason, block, last_replies):
+        self.notes.append(f"  [owner notified: {reason} at block {block!r}]")
+
+
+class ChatSession:
+    def __init__(self, store: Store, funnel: Funnel, *, user_id: str, experience_id: str,
+                 user_name: str | None, say: Callable[[str], None], clock=None, **settings):
+        self.store = store
+        self.funnel = funnel
+        self.user_id = user_id
+        self.experience_id = experience_id
+        self.user_name = user_name
+        self.say = say
+        self.tenant = store.tenant(experience_id)
+        self.narrator = _Narrator()
+        self.host = Host(store, {funnel.id: funnel}, clock=clock, callbacks=self.narrator,
+                         **settings)
+
+    def start(self) -> bool:
+        """Resume the member's active conversation or start one; False if it ended at once."""
+        row = self.tenant.active(self.user_id)
+        if row is not None and (row.expires_at is None or row.expires_at > self.host.clock.now()):
+            self.say(f"(resuming conversation {row.id} at block {row.block!r})")
+            self._show(self.host.prompt(self.experience_id, self.user_id))
+            return True
+        outcome = self.host.join(MemberJoined(experience_id=self.experience_id,
+                                              user_id=self.user_id, user_name=self.user_name))
+        self._flush()
+        return self._report(outcome.conversation)
+
+    def reply(self, text: str) -> bool:
+        """Send one member message; False once the conversation has ended."""
+        outcome = self.host.message(MessageReceived(
+            experience_id=self.experience_id, user_id=self.user_id,
+            message_id=f"local_{uuid4().hex}", text=text))
+        seen = outcome.decision.interaction if outcome.decision else None
+        if seen is not None and seen.classification == "invalid":
+            self.say(f"  [invalid reply {seen.attempt}: {seen.action}]")
+        elif seen is not None and seen.classification == "ambiguous":
+            self.say("  [ambiguous reply: not counted as invalid]")
+        self._flush()
+        if outcome.status == "unrouted":
+            self.say("(no active conversation)")
+            return False
+        return self._report(outcome.conversation)
+
+    def run(self, lines: Iterable[str], echo: bool) -> None:
+        if not self.start():
+            return
+        for line in lines:
+            text = line.rstrip("\r\n")
+            if echo:
+                self.say(f"you> {text}")
+            if not self.reply(text):
+                return
+        self.say("(end of input: the conversation stays open; run chat again to resume)")
+
+    def _flush(self) -> None:
+        now = self.host.clock.now()
+        for message in self.tenant.pending_outbound():
+            self._show([message.text])
+            self.tenant.mark_sent(message, None, now)
+        for note in self.narrator.notes:
+            self.say(note)
+        self.narrator.notes.clear()
+
+    def _show(self, texts) -> None:
+        for text in texts:
+            lines = text.splitlines() or [""]
+            self.say(f"bot> {lines[0]}")
+            for line in lines[1:]:
+                self.say(f"     {line}")
+
+    def _report(self, conversation) -> bool:
+        if conversation is None or conversation.status == "active":
+            return conversation is not None
+        self.say(f"(conversation {ENDINGS.get(conversation.status, conversation.status)}; "
+                 f"end reason: {conversation.end_reason})")
+        return False
+
+
+def stdin_lines() -> Iterable[str]:
+    if sys.stdin.isatty():
+        while True:
+            try:
+                yield input("you> ")
+            except EOFError:
+                print()
+                return
+    else:
+        yield from sys.stdin

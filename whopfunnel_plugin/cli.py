@@ -1,0 +1,193 @@
+"""The `whopfunnel` command. The only place exceptions become messages and exit codes."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from .catalog import check_paths
+from .clock import FixedClock, SystemClock
+from .config import Config, find_config, load_config
+from .errors import FunnelError, WhopFunnelError
+
+
+def _config_option(fn):
+    """--config works before or after the subcommand name; the later one wins."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                  help="plugin.yaml to use (default: $WHOPFUNNEL_CONFIG, then ./plugin.yaml).")
+    @click.pass_context
+    @functools.wraps(fn)
+    def wrapper(ctx, config_path, **kwargs):
+        ctx.ensure_object(dict)
+        if config_path:
+            ctx.obj["config_path"] = config_path
+        return fn(**kwargs)
+
+    return wrapper
+
+
+def current_config() -> Config:
+    ctx = click.get_current_context()
+    obj = ctx.find_root().obj or {}
+    if "config" not in obj:
+        obj["config"] = load_config(find_config(obj.get("config_path")))
+    return obj["config"]
+
+
+class _Group(click.Group):
+    """Turns whopfunnel's own errors into one line each and exit code 1 (never a traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FunnelError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+        except WhopFunnelError as exc:
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                click.echo(f"error: {line}", err=True)
+        except KeyboardInterrupt:
+            ctx.exit(130)
+        ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="plugin.yaml to use (default: $WHOPFUNNEL_CONFIG, then ./plugin.yaml).")
+@click.version_option(package_name="whopfunnel")
+@click.pass_context
+def cli(ctx, config_path) -> None:
+    """DM funnels for Whop communities."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@_config_option
+def validate(paths: tuple[str, ...], strict: bool) -> None:
+    """Validate funnel files (a directory means every *.yaml in it)."""
+    results = check_paths(paths, ladders=current_config().ladders)
+    if not results:
+        raise click.ClickException(f"no *.yaml files in {', '.join(paths)}")
+    errors = warnings = 0
+    for result in results:
+        for problem in result.problems:
+            click.echo(str(problem))
+            errors += problem.severity == "error"
+            warnings += problem.severity == "warning"
+        if result.funnel is not None and not result.errors:
+            click.echo(f"{result.path}: ok ({result.funnel.id}, {len(result.funnel.blocks)} blocks)")
+    click.echo(f"{_plural(len(results), 'file')}: {_plural(errors, 'error')}, "
+               f"{_plural(warnings, 'warning')}", err=True)
+    if errors or (strict and warnings):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("funnel_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", "db_path", type=click.Path(dir_okay=False),
+              help="SQLite file to keep the conversation in (default: a temporary file).")
+@click.option("--as", "user_id", default="user_local", show_default=True, help="Member id.")
+@click.option("--name", "user_name", default=None, help="Member display name.")
+@click.option("--experience", "experience_id", default="exp_local", show_default=True,
+              help="Experience (tenant) id.")
+@_config_option
+def chat(funnel_file, db_path, user_id, user_name, experience_id) -> None:
+    """Talk to a funnel in the terminal as a member (reads replies from stdin)."""
+    from .chat import ChatSession, stdin_lines
+    from .funnel import load_funnel
+    from .store import Store
+
+    config = current_config()
+    funnel = load_funnel(funnel_file, ladders=config.ladders)
+    tmp = None
+    if db_path is None:
+        tmp = tempfile.TemporaryDirectory(prefix="whopfunnel-chat-")
+        db_path = str(Path(tmp.name) / "chat.db")
+    store = Store(f"sqlite:///{db_path}")
+    try:
+        store.upgrade()
+        say = click.echo
+        say(f"whopfunnel chat: funnel {funnel.id!r} as {user_id} in {experience_id} "
+            f"(database {db_path if not tmp else 'temporary'})")
+        session = ChatSession(store, funnel, user_id=user_id, experience_id=experience_id,
+                              user_name=user_name, say=say, timeout=config.timeout,
+                              reminder=config.reminder)
+        session.run(stdin_lines(), echo=not sys.stdin.isatty())
+    finally:
+        store.close()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+@cli.command()
+@click.option("--now", "now_text", default=None, metavar="ISO",
+              help="Pretend it is this time (ISO 8601, UTC if no offset).")
+@_config_option
+def sweep(now_text) -> None:
+    """End expired conversations once and print how many per tenant."""
+    from .host import Host
+    from .store import Store
+
+    config = current_config()
+    clock = FixedClock(_parse_now(now_text)) if now_text else SystemClock()
+    store = Store(config.database_url())
+    try:
+        store.check_schema()
+        result = Host(store, {}, clock=clock, timeout=config.timeout,
+                      reminder=config.reminder).sweep()
+    finally:
+        store.close()
+    for experience_id, count in sorted(result.ended.items()):
+        click.echo(f"{experience_id}: ended {_plural(count, 'conversation')}")
+    click.echo(f"total: ended {_plural(result.total, 'conversation')}, "
+               f"{_plural(result.reminded, 'reminder')} sent")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command()
+@_config_option
+def upgrade() -> None:
+    """Create or migrate the database schema."""
+    from .store import Store, redact_url
+
+    config = current_config()
+    store = Store(config.database_url())
+    try:
+        before, after = store.upgrade()
+    finally:
+        store.close()
+    url = redact_url(config.database_url())
+    if before == after:
+        click.echo(f"{url}: schema is up to date (version {after})")
+    else:
+        click.echo(f"{url}: schema upgraded from version {before} to {after}")
+
+
+def _parse_now(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time like 2026-01-31T12:00:00Z",
+                                 param_hint="--now") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def main() -> None:
+    cli(prog_name="whopfunnel")

@@ -1,0 +1,80 @@
+"""The exceptions whopfunnel raises, as one tree.
+
+    WhopFunnelError
+    ├── FunnelError          a funnel file has problems (each with file:line:column)
+    ├── ConfigError          plugin.yaml or the environment is wrong (names the key)
+    ├── StorageError         the database cannot be used as asked
+    │   └── SchemaOutOfDate  the schema needs `whopfunnel db upgrade`
+    ├── ConversationNotFound no such conversation in this tenant
+    └── WhopAPIError         the Whop API answered with an error (status_code, body)
+
+Only `cli.py` turns these into one-line messages and exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class WhopFunnelError(Exception):
+    """Base class of every error whopfunnel raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of the funnel validator."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    severity: str = "error"  # "error" | "warning"
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
+
+
+class FunnelError(WhopFunnelError):
+    """A funnel file failed validation; `problems` lists every finding."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @property
+    def file(self) -> str:
+        return self.problems[0].file if self.problems else ""
+
+    @property
+    def line(self) -> int:
+        return self.problems[0].line if self.problems else 0
+
+    @property
+    def column(self) -> int:
+        return self.problems[0].column if self.problems else 0
+
+
+class ConfigError(WhopFunnelError):
+    """plugin.yaml, a command-line option or the environment is wrong."""
+
+
+class StorageError(WhopFunnelError):
+    """The database cannot be used as asked."""
+
+
+class SchemaOutOfDate(StorageError):
+    """The database schema is older (or newer) than this version of whopfunnel."""
+
+
+class ConversationNotFound(WhopFunnelError):
+    """No conversation with that id exists in this tenant."""
+
+
+class WhopAPIError(WhopFunnelError):
+    """The Whop API answered with an error status (the body is already redacted)."""
+
+    def __init__(self, message: str, status_code: int | None = None, body: str = ""):
+        self.status_code = status_code
+        self.body = body
+        super().__init__(message)

@@ -1,0 +1,62 @@
+"""Events a host hands to whopfunnel: frozen, keyword-only dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemberJoined:
+    """A member joined a Whop product (webhook `membership.activated` or a host call)."""
+
+    experience_id: str
+    user_id: str
+    company_id: str | None = None
+    product_id: str | None = None
+    user_name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageReceived:
+    """A member's direct message arrived."""
+
+    experience_id: str
+    user_id: str
+    message_id: str
+    text: str
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MembershipEnded:
+    """A member's membership ended (`membership.deactivated`)."""
+
+    experience_id: str
+    user_id: str
+    company_id: str | None = None
+    product_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Conversation:
+    """A read-only snapshot of a conversation, as hooks and callers see it."""
+
+    id: int
+    experience_id: str
+    user_id: str
+    funnel_id: str
+    funnel_version: str
+    block: str
+    status: str
+    end_reason: str | None
+    invalid_count: int
+    variables: dict
+    started_at: datetime
+    last_activity: datetime
+    expires_at: datetime | None
+    ended_at: datetime | None = None
+    user_name: str | None = None
+    company_id: str | None = None
+    product_id: str | None = None
+    channel_id: str | None = None

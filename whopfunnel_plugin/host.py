@@ -1,0 +1,428 @@
+"""The one place that wires storage, the engine and the callbacks together.
+
+Every event runs in one transaction: read (and lock) the conversation, let the pure
+engine decide, write the new state with a revision check, the interaction row, the
+outbound messages (the outbox) and the hook calls owed (pending effects). Hooks fire
+after the commit; a crash before they fire leaves their rows for the next sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from uuid import uuid4
+
+from peewee import IntegrityError, OperationalError
+
+from . import store as s
+from .clock import SystemClock
+from .engine import DEFAULT_TIMEOUT, Context, Decision, Ended, Engine, NotifyOwner, State
+from .events import Conversation, MemberJoined, MembershipEnded, MessageReceived
+from .funnel import Funnel
+
+log = logging.getLogger("whopfunnel")
+LEASE = timedelta(minutes=5)  # a claimed hook call is retried after this if never finished
+_RETRIES = 8
+
+
+class Callbacks:
+    """What the host calls out to. The plugin manager provides a hook-backed one."""
+
+    def on_invalid_response(self, conversation, reply, attempt, step):
+        return None
+
+    def on_timeout(self, conversation) -> None:
+        pass
+
+    def on_conversation_end(self, conversation) -> None:
+        pass
+
+    def on_owner_notify(self, conversation, reason, block, last_replies) -> None:
+        pass
+
+    def template_vars(self, conversation) -> dict:
+        return {}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one event did. `status` is one of: started, kept, restarted,
+    advanced, duplicate, unrouted, ended, inactive, no_funnel."""
+
+    status: str
+    conversation: Conversation | None = None
+    messages: tuple[str, ...] = ()
+    decision: Decision | None = None
+
+
+@dataclass
+class SweepResult:
+    ended: Counter = field(default_factory=Counter)  # experience_id -> conversations ended
+    reminded: int = 0
+    hooks_recovered: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.ended.values())
+
+
+class _Conflict(Exception):
+    """The conversation changed under us: run the transaction again."""
+
+
+def view(row: s.ConversationRow, version: str) -> Conversation:
+    return Conversation(
+        id=row.id, experience_id=row.experience_id, user_id=row.user_id,
+        funnel_id=row.funnel_id, funnel_version=version, block=row.block,
+        status=row.status, end_reason=row.end_reason, invalid_count=row.invalid_count,
+        variables=json.loads(row.variables), started_at=row.started_at,
+        last_activity=row.last_activity, expires_at=row.expires_at, ended_at=row.ended_at,
+        user_name=row.user_name, company_id=row.company_id, product_id=row.product_id,
+        channel_id=row.channel_id,
+    )
+
+
+def to_state(row: s.ConversationRow) -> State:
+    return State(
+        block=row.block, last_activity=row.last_activity, expires_at=row.expires_at,
+        status=row.status, end_reason=row.end_reason, invalid_count=row.invalid_count,
+        variables=MappingProxyType(json.loads(row.variables)),
+        owner_notified=row.owner_notified, reminder_sent=row.reminder_sent,
+    )
+
+
+class Host:
+    """Runs funnels on a store. `route(event)` picks the funnel id a join starts."""
+
+    def __init__(
+        self,
+        store: s.Store,
+        funnels: Mapping[str, Funnel],
+        *,
+        clock=None,
+        timeout: int = DEFAULT_TIMEOUT,
+        reminder: int | None = None,
+        validators: Mapping[str, Callable] | None = None,
+        route: Callable[[MemberJoined], str | None] | None = None,
+        callbacks: Callbacks | None = None,
+        batch_size: int = 500,
+    ):
+        self.store = store
+        self.funnels = dict(funnels)
+        self.clock = clock or SystemClock()
+        self.timeout = timeout
+        self.reminder = reminder
+        self.validators = dict(validators or {})
+        self.route = route or self._only_funnel
+        self.callbacks = callbacks or Callbacks()
+        self.batch_size = batch_size
+        self._engines: dict[int, Engine] = {}
+
+    def _only_funnel(self, event: MemberJoined) -> str | None:
+        return next(iter(self.funnels)) if len(self.funnels) == 1 else None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def join(self, event: MemberJoined) -> Outcome:
+        funnel_id = self.route(event)
+        funnel = self.funnels.get(funnel_id) if funnel_id else None
+        if funnel is None:
+            log.warning("no funnel for member %s joining experience %s (product %s); add a route",
+                        event.user_id, event.experience_id, event.product_id)
+            return Outcome("no_funnel")
+        return self._run(lambda: self._join(event, funnel))
+
+    def message(self, event: MessageReceived) -> Outcome:
+        return self._run(lambda: self._message(event))
+
+    def end(self, event: MembershipEnded | None = None, *, experience_id: str | None = None,
+            user_id: str | None = None, reason: str = "membership_ended") -> Outcome:
+        """End a member's active conversation from outside the funnel."""
+        exp = event.experience_id if event else experience_id
+        user = event.user_id if event else user_id
+        return self._run(lambda: self._end(exp, user, reason))
+
+    def prompt(self, experience_id: str, user_id: str) -> tuple[str, ...]:
+        """What the member's active conversation is waiting for, to show it again."""
+        row = self.store.tenant(experience_id).active(user_id)
+        if row is None:
+            return ()
+        ctx = Context(row.user_id, row.experience_id, row.user_name, self._vars(self._view(row)))
+        return self._engine(row.funnel_version_id).prompt(to_state(row), ctx)
+
+    def sweep(self, now: datetime | None = None) -> SweepResult:
+        """End expired conversations, send due reminders, fire hook calls left by a crash."""
+        now = now or self.clock.now()
+        result = SweepResult()
+        result.hooks_recovered = self._fire(self._stale_effects(now), now)
+        while True:
+            ended, effects = self._run(lambda: self._expire_batch(now))
+            for conv in ended:
+                result.ended[conv.experience_id] += 1
+            self._fire(effects, now)
+            if len(ended) < self.batch_size:
+                break
+        if self.reminder:
+            while True:
+                count = self._run(lambda: self._remind_batch(now))
+                result.reminded += count
+                if count < self.batch_size:
+                    break
+        return result
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def _run(self, fn):
+        """Run `fn` in a transaction, again on a lost race; fire its hook calls after."""
+        for attempt in range(_RETRIES):
+            try:
+                with self.store.atomic():
+                    result = fn()
+            except (_Conflict, IntegrityError):
+                continue
+            except OperationalError as exc:
+                if not _is_lock_error(exc) or attempt == _RETRIES - 1:
+                    raise
+                continue
+            if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Outcome):
+                outcome, effects = result
+                self._fire(effects, self.clock.now())
+                return outcome
+            return result
+        raise s.StorageError("a conversation kept changing under concurrent updates; "
+                             f"gave up after {_RETRIES} attempts")
+
+    def _join(self, event: MemberJoined, funnel: Funnel):
+        now = self.clock.now()
+        tenant = self.store.tenant(event.experience_id)
+        effects: list[int] = []
+        status = "started"
+        existing = tenant.active(event.user_id, lock=True)
+        if existing is not None:
+            engine = self._engine(existing.funnel_version_id)
+            state = to_state(existing)
+            if existing.expires_at is not None and now >= existing.expires_at:
+                effects += self._apply(existing, engine.timeout_decision(state), now)
+            elif funnel.on_rejoin == "restart":
+                effects += self._apply(existing, engine.end(state, "abandoned", "manual"), now)
+                status = "restarted"
+            else:
+                return Outcome("kept", self._view(existing)), effects
+        version = tenant.funnel_version(funnel, now)
+        engine = self._engine(version.id)
+        ctx = Context(event.user_id, event.experience_id, event.user_name,
+                      self._vars(None))
+        decision = engine.start(ctx, now)
+        row = s.ConversationRow.create(
+            experience_id=event.experience_id, user_id=event.user_id,
+            active_user=event.user_id, funnel_version=version, funnel_id=funnel.id,
+            block=decision.state.block, status="active", started_at=now, last_activity=now,
+            expires_at=decision.state.expires_at, user_name=event.user_name,
+            company_id=event.company_id, product_id=event.product_id,
+        )
+        effects += self._apply(row, decision, now, fresh=True)
+        return Outcome(status, self._view(row), decision.messages, decision), effects
+
+    def _message(self, event: MessageReceived):
+        now = self.clock.now()
+        tenant = self.store.tenant(event.experience_id)
+        if tenant.messages().where(s.MessageRow.whop_message_id == event.message_id).exists():
+            return Outcome("duplicate"), []
+        conv = tenant.active(event.user_id, lock=True)
+        if conv is not None and event.channel_id and conv.channel_id not in (None, event.channel_id):
+            conv = None  # a DM from another channel never lands in this conversation
+        inbound = s.MessageRow.create(
+            experience_id=event.experience_id, conversation=conv, direction="in",
+            user_id=event.user_id, whop_message_id=event.message_id, text=event.text,
+            status="received" if conv else "unrouted", created_at=now,
+        )
+        if conv is None:
+            log.info("message %s from %s in %s has no active conversation; stored, not routed",
+                     event.message_id, event.user_id, event.experience_id)
+            return Outcome("unrouted"), []
+        if event.channel_id and conv.channel_id is None:
+            conv.channel_id = event.channel_id
+        engine = self._engine(conv.funnel_version_id)
+        snapshot = self._view(conv)
+        ctx = Context(conv.user_id, conv.experience_id, conv.user_name, self._vars(snapshot))
+
+        def on_invalid(state, reply, attempt, step):
+            return self.callbacks.on_invalid_response(
+                conversation=snapshot, reply=reply, attempt=attempt, step=step)
+
+        decision = engine.reply(to_state(conv), ctx, event.text, now, on_invalid)
+        seen = decision.interaction
+        s.InteractionRow.create(
+            experience_id=conv.experience_id, conversation=conv, message=inbound,
+            funnel_id=conv.funnel_id, block=seen.block, text=event.text,
+            classification=seen.classification, option_index=seen.option,
+            attempt=seen.attempt, action=seen.action, how=seen.how, created_at=now,
+        )
+        effects = self._apply(conv, decision, now)
+        status = "ended" if decision.ended else "advanced"
+        return Outcome(status, self._view(conv), decision.messages, decision), effects
+
+    def _end(self, experience_id: str, user_id: str, reason: str):
+        now = self.clock.now()
+        conv = self.store.tenant(experience_id).active(user_id, lock=True)
+        if conv is None:
+            return Outcome("inactive"), []
+        decision = self._engine(conv.funnel_version_id).end(to_state(conv), "abandoned", reason)
+        effects = self._apply(conv, decision, now)
+        return Outcome("ended", self._view(conv), (), decision), effects
+
+    def _expire_batch(self, now: datetime):
+        c = s.ConversationRow
+        query = (c.select().where((c.status == "active") & (c.expires_at <= now))
+                 .order_by(c.expires_at).limit(self.batch_size))
+        ended, effects = [], []
+        for row in self._skip_locked(query):
+            decision = self._engine(row.funnel_version_id).timeout_decision(to_state(row))
+            effects += self._apply(row, decision, now)
+            ended.append(row)
+        return ended, effects
+
+    def _remind_batch(self, now: datetime) -> int:
+        cutoff = now - timedelta(seconds=self.reminder)
+        c = s.ConversationRow
+        query = (c.select().where((c.status == "active") & (c.reminder_sent == False)  # noqa: E712
+                                  & (c.last_activity <= cutoff) & (c.expires_at > now))
+                 .order_by(c.last_activity).limit(self.batch_size))
+        count = 0
+        for row in self._skip_locked(query):
+            ctx = Context(row.user_id, row.experience_id, row.user_name, self._vars(self._view(row)))
+            self._apply(row, self._engine(row.funnel_version_id).tick(to_state(row), ctx, now), now)
+            count += 1
+        return count
+
+    def _skip_locked(self, query):
+        if self.store.engine == "sqlite":
+            return list(query)
+        return list(query.for_update("FOR UPDATE SKIP LOCKED"))
+
+    # -- writing a decision -----------------------------------------------------------------
+
+    def _apply(self, row: s.ConversationRow, decision: Decision, now: datetime,
+               fresh: bool = False) -> list[int]:
+        """Write the decision's state, outbox rows and owed hook calls; return effect ids."""
+        st = decision.state
+        values = dict(
+            block=st.block, status=st.status, end_reason=st.end_reason,
+            invalid_count=st.invalid_count, variables=json.dumps(dict(st.variables)),
+            owner_notified=st.owner_notified, reminder_sent=st.reminder_sent,
+            last_activity=st.last_activity, expires_at=st.expires_at,
+            active_user=row.user_id if st.active else None,
+            ended_at=now if not st.active and row.ended_at is None else row.ended_at,
+            channel_id=row.channel_id, revision=row.revision + 1,
+        )
+        c = s.ConversationRow
+        updated = c.update(**values).where((c.id == row.id) & (c.revision == row.revision)).execute()
+        if updated != 1:
+            raise _Conflict()
+        for key, value in values.items():
+            setattr(row, key, value)
+        if decision.messages:
+            s.MessageRow.insert_many([
+                dict(experience_id=row.experience_id, conversation=row.id, direction="out",
+                     user_id=row.user_id, text=text, status="pending", next_attempt_at=now,
+                     idempotency_key=uuid4().hex, created_at=now)
+                for text in decision.messages
+            ]).execute()
+        return self._owe(row, decision, now)
+
+    def _owe(self, row, decision: Decision, now: datetime) -> list[int]:
+        ids = []
+        for effect in decision.effects:
+            kinds = []
+            if isinstance(effect, NotifyOwner):
+                kinds.append(("owner_notify", {"reason": effect.reason, "block": effect.block}))
+            elif isinstance(effect, Ended):
+                if effect.reason == "timeout":
+                    kinds.append(("timeout", {}))
+                kinds.append(("conversation_end", {"status": effect.status, "reason": effect.reason}))
+            for kind, payload in kinds:
+                ids.append(s.EffectRow.insert(
+                    experience_id=row.experience_id, conversation=row.id, kind=kind,
+                    payload=json.dumps(payload), due_at=now + LEASE).execute())
+        return ids
+
+    # -- hook calls after commit ------------------------------------------------------------
+
+    def _stale_effects(self, now: datetime) -> list[int]:
+        e = s.EffectRow
+        return [r.id for r in e.select(e.id).where(e.due_at <= now).order_by(e.id)]
+
+    def _fire(self, effect_ids, now: datetime) -> int:
+        fired = 0
+        for effect_id in effect_ids:
+            row = self._claim(effect_id, now)
+            if row is None:
+                continue
+            conv = self._view(row.conversation)
+            payload = json.loads(row.payload)
+            try:
+                if row.kind == "timeout":
+                    self.callbacks.on_timeout(conversation=conv)
+                elif row.kind == "conversation_end":
+                    self.callbacks.on_conversation_end(conversation=conv)
+                elif row.kind == "owner_notify":
+                    self.callbacks.on_owner_notify(
+                        conversation=conv, reason=payload["reason"], block=payload["block"],
+                        last_replies=self._last_replies(row.conversation))
+            except Exception:
+                log.exception("hook call %s for conversation %s failed", row.kind, conv.id)
+            s.EffectRow.delete().where(s.EffectRow.id == row.id).execute()
+            fired += 1
+        return fired
+
+    def _claim(self, effect_id: int, now: datetime):
+        """Take a lease on one owed hook call; None when another process has it."""
+        e = s.EffectRow
+        row = e.get_or_none(e.id == effect_id)
+        if row is None:
+            return None
+        claimed = (e.update(due_at=now + LEASE, attempts=e.attempts + 1)
+                   .where((e.id == effect_id) & (e.due_at == row.due_at)).execute())
+        return row if claimed == 1 else None
+
+    def _last_replies(self, conv: s.ConversationRow, limit: int = 5) -> list[str]:
+        tenant = self.store.tenant(conv.experience_id)
+        rows = tenant.messages(conv.id).where(s.MessageRow.direction == "in")
+        return [m.text for m in rows.order_by(s.MessageRow.id.desc()).limit(limit)][::-1]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _engine(self, version_id: int) -> Engine:
+        """The engine for a stored funnel version (conversations keep the one they began on)."""
+        engine = self._engines.get(version_id)
+        if engine is None:
+            version = s.FunnelVersion.get_by_id(version_id)
+            funnel = Funnel.from_dict(json.loads(version.definition))
+            engine = Engine(funnel, timeout=self.timeout, reminder=self.reminder,
+                            validators=self.validators)
+            if len(self._engines) > 1024:
+                self._engines.clear()
+            self._engines[version_id] = engine
+        return engine
+
+    def _view(self, row: s.ConversationRow) -> Conversation:
+        return view(row, self._engine(row.funnel_version_id).funnel.version)
+
+    def _vars(self, conversation: Conversation | None) -> Mapping[str, object]:
+        try:
+            return dict(self.callbacks.template_vars(conversation=conversation) or {})
+        except Exception:
+            log.exception("template_vars failed; rendering without plugin variables")
+            return {}
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(k in text for k in ("deadlock", "lock wait", "database is locked", "could not serialize"))
+
+
