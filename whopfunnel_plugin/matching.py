@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 
 __all__ = ["Match", "OptionLike", "match_reply", "normalize_text"]
 
-# A pasted essay is never an option: refuse it before doing any work on it.
+# A pasted essay is never an option: refuse it before normalising it (unless options are huge).
 MAX_REPLY = 20_000
 # Longer "number" replies are sentences, not choices ("I have 2 kids and 3 dogs...").
 _MAX_NUMBER_TOKENS = 12
@@ -239,7 +239,9 @@ def _result(indices: Iterable[int], how: str) -> Match | None:
     return Match("ambiguous", candidates=found, how=how)
 
 
-def _by_text(reply: str, tokens: list[str], labels: dict[str, set[int]], count: int):
+def _by_text(
+    reply: str, tokens: list[str], labels: dict[str, set[int]], count: int
+) -> Match | None:
     if reply in labels:
         return _result(labels[reply], "text")
     # The whole rendered line, "1. Trading & Investing": number and text should agree.
