@@ -117,3 +117,53 @@ def sqlite_store(db_url_factory):
     s.upgrade()
     yield s
     s.close()
+
+
+@pytest.fixture
+def fake(clock):
+    """The built-in fake Whop API, reached in-process through httpx's WSGI transport."""
+    from whopfunnel_plugin.fakewhop import FakeWhop
+
+    return FakeWhop(owners={"biz_1": "user_owner"}, clock=clock)
+
+
+def whop_client(fake, **kwargs):
+    import httpx
+
+    from whopfunnel_plugin.whop import WhopClient
+
+    return WhopClient(fake.api_key, base_url="http://whop.test/api/v1",
+                      transport=httpx.WSGITransport(app=fake), sleep=lambda s: None, **kwargs)
+
+
+@pytest.fixture
+def make_pm(tmp_path, fake, clock, db_url_factory):
+    """Build a plugin manager on a fresh database, plugin.yaml and the fake Whop API."""
+    from whopfunnel_plugin import make_plugin_manager
+    from whopfunnel_plugin.store import Store
+
+    made = []
+
+    def make(extra_yaml: str = "", *, environ=None, entrypoints=False, engine="sqlite",
+             funnels=("onboarding.yaml", "qualification.yaml"), routes=None):
+        url = db_url_factory(engine)
+        fresh = Store(url)
+        fresh.upgrade()
+        fresh.close()
+        folder = tmp_path / "funnels"
+        folder.mkdir(exist_ok=True)
+        for name in funnels:
+            (folder / name).write_bytes((FUNNELS / name).read_bytes())
+        config = tmp_path / "plugin.yaml"
+        routes = routes or ["{product: prod_q, funnel: qualification}",
+                            "{default: true, funnel: onboarding}"]
+        config.write_text(f"database: {url}\nfunnels: funnels/\nroutes:\n"
+                          + "".join(f"  - {r}\n" for r in routes) + extra_yaml)
+        pm = make_plugin_manager(config, environ=environ or {}, clock=clock,
+                                 client=whop_client(fake), entrypoints=entrypoints)
+        made.append(pm)
+        return pm
+
+    yield make
+    for pm in made:
+        pm.runtime.close()

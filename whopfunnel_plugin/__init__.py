@@ -1,4 +1,8 @@
-"""whopfunnel: DM funnels for Whop communities, as a pluggy plugin."""
+"""whopfunnel: DM funnels for Whop communities, as a pluggy plugin.
+
+Importing the package opens nothing and reads no environment; `make_plugin_manager`
+builds everything.
+"""
 
 from .errors import (
     ConfigError,
@@ -9,11 +13,14 @@ from .errors import (
     WhopAPIError,
     WhopFunnelError,
 )
-from .events import MemberJoined, MembershipEnded, MessageReceived
-from .funnel import Funnel, load_funnel
+from .events import Conversation, MemberJoined, MembershipEnded, MessageReceived
+from .funnel import Funnel, Step, load_funnel
+from .hookspecs import hookimpl
+from .plugins import make_plugin_manager
 
 __all__ = [
     "ConfigError",
+    "Conversation",
     "ConversationNotFound",
     "Funnel",
     "FunnelError",
@@ -21,8 +28,11 @@ __all__ = [
     "MembershipEnded",
     "MessageReceived",
     "SchemaOutOfDate",
+    "Step",
     "StorageError",
     "WhopAPIError",
     "WhopFunnelError",
+    "hookimpl",
     "load_funnel",
+    "make_plugin_manager",
 ]

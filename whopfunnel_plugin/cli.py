@@ -176,6 +176,55 @@ def upgrade() -> None:
         click.echo(f"{url}: schema upgraded from version {before} to {after}")
 
 
+@cli.command()
+@_config_option
+def plugins() -> None:
+    """List loaded plugins (built-in and third-party), their versions and hooks."""
+    from .plugins import make_plugin_manager
+
+    pm = make_plugin_manager(current_config(), check_schema=False)
+    try:
+        rows = []
+        for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+            hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+            version = "built-in" if name.startswith("whopfunnel.") else pm.versions.get(
+                name, "plugin.yaml module")
+            rows.append((name, version, ", ".join(hooks)))
+        width = max(len(r[0]) for r in rows)
+        vwidth = max(len(r[1]) for r in rows)
+        for name, version, hooks in rows:
+            click.echo(f"{name:<{width}}  {version:<{vwidth}}  {hooks}")
+        for (name, hook), count in sorted(pm.errors.items()):
+            click.echo(f"warning: plugin {name!r} failed {count}x in {hook}", err=True)
+    finally:
+        pm.runtime.close()
+
+
+@cli.command()
+@click.option("--experience", "experience_id", default=None, help="Only this tenant.")
+@_config_option
+def stats(experience_id) -> None:
+    """Per-block reach, drop-off and end reasons per funnel and tenant."""
+    from .stats import funnel_stats
+    from .store import Store
+
+    store = Store(current_config().database_url())
+    try:
+        store.check_schema()
+        report = funnel_stats(store, experience_id)
+    finally:
+        store.close()
+    if not report:
+        click.echo("no conversations yet")
+    for f in report:
+        ends = ", ".join(f"{k} {v}" for k, v in sorted(f.end_reasons.items())) or "none yet"
+        click.echo(f"{f.experience_id} / {f.funnel_id}: {_plural(f.started, 'conversation')}, "
+                   f"{f.statuses.get('active', 0)} active; ended: {ends}")
+        click.echo(f"  {'block':<28} {'reached':>8} {'waiting':>8} {'dropped':>8} {'invalid':>8}")
+        for b in sorted(f.blocks.values(), key=lambda b: (-b.reached, b.block)):
+            click.echo(f"  {b.block:<28} {b.reached:>8} {b.here_now:>8} {b.dropped:>8} {b.invalid:>8}")
+
+
 def _parse_now(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -28,6 +28,7 @@ from .funnel import Funnel
 log = logging.getLogger("whopfunnel")
 LEASE = timedelta(minutes=5)  # a claimed hook call is retried after this if never finished
 _RETRIES = 8
+MAX_HOOK_ATTEMPTS = 10
 
 
 class Callbacks:
@@ -152,7 +153,7 @@ class Host:
         row = self.store.tenant(experience_id).active(user_id)
         if row is None:
             return ()
-        ctx = Context(row.user_id, row.experience_id, row.user_name, self._vars(self._view(row)))
+        ctx = Context(row.user_id, row.experience_id, row.user_name, self._vars(self.view_of(row)))
         return self._engine(row.funnel_version_id).prompt(to_state(row), ctx)
 
     def sweep(self, now: datetime | None = None) -> SweepResult:
@@ -212,21 +213,23 @@ class Host:
                 effects += self._apply(existing, engine.end(state, "abandoned", "manual"), now)
                 status = "restarted"
             else:
-                return Outcome("kept", self._view(existing)), effects
+                return Outcome("kept", self.view_of(existing)), effects
         version = tenant.funnel_version(funnel, now)
         engine = self._engine(version.id)
-        ctx = Context(event.user_id, event.experience_id, event.user_name,
-                      self._vars(None))
-        decision = engine.start(ctx, now)
+        # The row first (the unique index settles concurrent joins here), so plugins'
+        # template variables can see the conversation the welcome is rendered for.
         row = s.ConversationRow.create(
             experience_id=event.experience_id, user_id=event.user_id,
             active_user=event.user_id, funnel_version=version, funnel_id=funnel.id,
-            block=decision.state.block, status="active", started_at=now, last_activity=now,
-            expires_at=decision.state.expires_at, user_name=event.user_name,
+            block=funnel.start, status="active", started_at=now, last_activity=now,
+            expires_at=now + engine.timeout, user_name=event.user_name,
             company_id=event.company_id, product_id=event.product_id,
         )
-        effects += self._apply(row, decision, now, fresh=True)
-        return Outcome(status, self._view(row), decision.messages, decision), effects
+        ctx = Context(event.user_id, event.experience_id, event.user_name,
+                      self._vars(self.view_of(row)))
+        decision = engine.start(ctx, now)
+        effects += self._apply(row, decision, now)
+        return Outcome(status, self.view_of(row), decision.messages, decision), effects
 
     def _message(self, event: MessageReceived):
         now = self.clock.now()
@@ -248,7 +251,7 @@ class Host:
         if event.channel_id and conv.channel_id is None:
             conv.channel_id = event.channel_id
         engine = self._engine(conv.funnel_version_id)
-        snapshot = self._view(conv)
+        snapshot = self.view_of(conv)
         ctx = Context(conv.user_id, conv.experience_id, conv.user_name, self._vars(snapshot))
 
         def on_invalid(state, reply, attempt, step):
@@ -265,7 +268,7 @@ class Host:
         )
         effects = self._apply(conv, decision, now)
         status = "ended" if decision.ended else "advanced"
-        return Outcome(status, self._view(conv), decision.messages, decision), effects
+        return Outcome(status, self.view_of(conv), decision.messages, decision), effects
 
     def _end(self, experience_id: str, user_id: str, reason: str):
         now = self.clock.now()
@@ -274,7 +277,7 @@ class Host:
             return Outcome("inactive"), []
         decision = self._engine(conv.funnel_version_id).end(to_state(conv), "abandoned", reason)
         effects = self._apply(conv, decision, now)
-        return Outcome("ended", self._view(conv), (), decision), effects
+        return Outcome("ended", self.view_of(conv), (), decision), effects
 
     def _expire_batch(self, now: datetime):
         c = s.ConversationRow
@@ -295,7 +298,7 @@ class Host:
                  .order_by(c.last_activity).limit(self.batch_size))
         count = 0
         for row in self._skip_locked(query):
-            ctx = Context(row.user_id, row.experience_id, row.user_name, self._vars(self._view(row)))
+            ctx = Context(row.user_id, row.experience_id, row.user_name, self._vars(self.view_of(row)))
             self._apply(row, self._engine(row.funnel_version_id).tick(to_state(row), ctx, now), now)
             count += 1
         return count
@@ -307,8 +310,7 @@ class Host:
 
     # -- writing a decision -----------------------------------------------------------------
 
-    def _apply(self, row: s.ConversationRow, decision: Decision, now: datetime,
-               fresh: bool = False) -> list[int]:
+    def _apply(self, row: s.ConversationRow, decision: Decision, now: datetime) -> list[int]:
         """Write the decision's state, outbox rows and owed hook calls; return effect ids."""
         st = decision.state
         values = dict(
@@ -363,7 +365,7 @@ class Host:
             row = self._claim(effect_id, now)
             if row is None:
                 continue
-            conv = self._view(row.conversation)
+            conv = self.view_of(row.conversation)
             payload = json.loads(row.payload)
             try:
                 if row.kind == "timeout":
@@ -375,7 +377,16 @@ class Host:
                         conversation=conv, reason=payload["reason"], block=payload["block"],
                         last_replies=self._last_replies(row.conversation))
             except Exception:
-                log.exception("hook call %s for conversation %s failed", row.kind, conv.id)
+                # Third-party failures are contained by the plugin manager; what escapes
+                # is built-in work (the owner's DM while Whop is down): try again later.
+                if row.attempts + 1 < MAX_HOOK_ATTEMPTS:
+                    log.exception("hook call %s for conversation %s failed; will retry",
+                                  row.kind, conv.id)
+                    delay = timedelta(seconds=30 * 2 ** row.attempts)
+                    s.EffectRow.update(due_at=now + delay).where(s.EffectRow.id == row.id).execute()
+                    continue
+                log.exception("hook call %s for conversation %s failed %d times; giving up",
+                              row.kind, conv.id, MAX_HOOK_ATTEMPTS)
             s.EffectRow.delete().where(s.EffectRow.id == row.id).execute()
             fired += 1
         return fired
@@ -410,7 +421,8 @@ class Host:
             self._engines[version_id] = engine
         return engine
 
-    def _view(self, row: s.ConversationRow) -> Conversation:
+    def view_of(self, row: s.ConversationRow) -> Conversation:
+        """The read-only snapshot hooks see."""
         return view(row, self._engine(row.funnel_version_id).funnel.version)
 
     def _vars(self, conversation: Conversation | None) -> Mapping[str, object]:

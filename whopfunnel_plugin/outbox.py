@@ -1,0 +1,106 @@
+"""The outbox dispatcher: delivers pending outbound messages through the Whop client.
+
+Per conversation, strictly oldest first: a message that fails holds back the ones
+after it, so a member never sees replies out of order. Each message is claimed with a
+short lease before sending (several workers may run), sent with its stored
+Idempotency-Key (a resend after a crash is deduplicated by Whop), and marked sent. A
+message that keeps failing is retried with capped backoff forever; after
+`alert_after` failures it is marked `failed` (still retried) and `on_delivery_failed`
+fires once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from . import store as s
+from .errors import WhopAPIError
+
+log = logging.getLogger("whopfunnel.outbox")
+CLAIM = timedelta(seconds=60)
+MAX_BACKOFF = timedelta(hours=1)
+OPEN = ("pending", "failed")
+
+
+@dataclass
+class DeliveryResult:
+    sent: int = 0
+    failed: int = 0
+
+
+class Dispatcher:
+    def __init__(self, store: s.Store, client, clock, *, alert_after: int = 5,
+                 on_failed: Callable[..., None] | None = None, batch_size: int = 200):
+        self.store = store
+        self.client = client
+        self.clock = clock
+        self.alert_after = alert_after
+        self.on_failed = on_failed
+        self.batch_size = batch_size
+
+    def run_once(self) -> DeliveryResult:
+        """Deliver every due message (one pass), conversation by conversation."""
+        now = self.clock.now()
+        m = s.MessageRow
+        due = (m.select(m.conversation).where(
+            (m.direction == "out") & (m.status.in_(OPEN)) & (m.next_attempt_at <= now))
+            .order_by(m.id).limit(self.batch_size))
+        result = DeliveryResult()
+        for conversation_id in dict.fromkeys(row.conversation_id for row in due):
+            part = self.deliver(conversation_id)
+            result.sent += part.sent
+            result.failed += part.failed
+        return result
+
+    def deliver(self, conversation_id: int) -> DeliveryResult:
+        """Send a conversation's pending messages in order until one fails or is not due."""
+        result = DeliveryResult()
+        m = s.MessageRow
+        while True:
+            now = self.clock.now()
+            head = (m.select().where((m.conversation == conversation_id) & (m.direction == "out")
+                                     & (m.status.in_(OPEN))).order_by(m.id).first())
+            if head is None or head.next_attempt_at > now or not self._claim(head, now):
+                return result
+            if self._send(head, now):
+                result.sent += 1
+            else:
+                result.failed += 1
+                return result
+
+    def _claim(self, message: s.MessageRow, now: datetime) -> bool:
+        m = s.MessageRow
+        return m.update(next_attempt_at=now + CLAIM).where(
+            (m.id == message.id) & (m.next_attempt_at == message.next_attempt_at)
+            & (m.status.in_(OPEN))).execute() == 1
+
+    def _send(self, message: s.MessageRow, now: datetime) -> bool:
+        conv = s.ConversationRow.get_by_id(message.conversation_id)
+        try:
+            channel_id = conv.channel_id
+            if channel_id is None:
+                channel_id = self.client.open_dm_channel(conv.user_id, conv.company_id)
+                c = s.ConversationRow
+                c.update(channel_id=channel_id).where(
+                    (c.id == conv.id) & (c.channel_id.is_null())).execute()
+            sent = self.client.send_message(channel_id, message.text,
+                                            idempotency_key=message.idempotency_key)
+        except WhopAPIError as exc:
+            self._failed(message, conv, str(exc).splitlines()[0][:500], now)
+            return False
+        self.store.tenant(conv.experience_id).mark_sent(message, sent.get("id"), self.clock.now())
+        return True
+
+    def _failed(self, message: s.MessageRow, conv, error: str, now: datetime) -> None:
+        attempts = message.attempts + 1
+        delay = min(timedelta(seconds=5 * 2 ** min(attempts, 20)), MAX_BACKOFF)
+        status = "failed" if attempts >= self.alert_after else "pending"
+        s.MessageRow.update(attempts=attempts, last_error=error, status=status,
+                            next_attempt_at=now + delay).where(s.MessageRow.id == message.id).execute()
+        log.warning("message %s for conversation %s not delivered (attempt %d, retry in %ds): %s",
+                    message.id, conv.id, attempts, delay.total_seconds(), error)
+        if attempts == self.alert_after and self.on_failed is not None:
+            self.on_failed(conversation=conv, text=message.text, error=error, attempts=attempts)

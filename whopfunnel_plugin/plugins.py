@@ -1,0 +1,117 @@
+"""make_plugin_manager(): hook specs, built-ins, entry points, plugin.yaml modules."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata
+import logging
+import os
+from collections import Counter
+
+import pluggy
+
+from . import hookspecs
+from .config import Config, find_config, load_config
+from .errors import ConfigError
+from .funnel import suggest
+
+log = logging.getLogger("whopfunnel.plugins")
+BLOCK_ENV = "WHOPFUNNEL_DISABLE_PLUGINS"  # comma-separated plugin names never to load
+TRACE_ENV = "WHOPFUNNEL_TRACE_HOOKS"      # "1": log every hook call at DEBUG
+BUILTIN_PREFIX = "whopfunnel."
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, plus: third-party failures are logged, counted and contained."""
+
+    def __init__(self) -> None:
+        super().__init__("whopfunnel")
+        self.add_hookspecs(hookspecs)
+        self.errors: Counter = Counter()  # (plugin name, hook name) -> failures
+        self.versions: dict[str, str] = {}  # plugin name -> "dist version"
+        self.runtime = None  # set by make_plugin_manager: store, host, client, dispatcher
+
+    def register(self, plugin, name=None):
+        name = super().register(plugin, name)
+        if name is not None and not name.startswith(BUILTIN_PREFIX):
+            for caller in self.get_hookcallers(plugin) or ():
+                for impl in caller.get_hookimpls():
+                    if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                        impl.function = self._contain(impl.function, name, caller.name)
+        return name
+
+    def _contain(self, function, plugin_name: str, hook_name: str):
+        @functools.wraps(function)
+        def contained(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except Exception:
+                self.errors[(plugin_name, hook_name)] += 1
+                log.exception("plugin %r failed in hook %s; carrying on without it",
+                              plugin_name, hook_name)
+                return None
+
+        return contained
+
+    def load_entrypoints(self, group: str = "whopfunnel") -> None:
+        for ep in importlib.metadata.entry_points(group=group):
+            if self.is_blocked(ep.name) or self.has_plugin(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception:
+                self.errors[(ep.name, "load")] += 1
+                log.exception("plugin %r (entry point %s) failed to load; skipped", ep.name, ep.value)
+                continue
+            self.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                self.versions[ep.name] = f"{ep.dist.name} {ep.dist.version}"
+
+    def load_module(self, dotted: str) -> None:
+        if self.is_blocked(dotted) or self.has_plugin(dotted):
+            return
+        try:
+            module = importlib.import_module(dotted)
+        except Exception as exc:
+            raise ConfigError(f"plugins: cannot import {dotted!r}: {type(exc).__name__}: {exc}") from None
+        self.register(module, name=dotted)
+
+    def check_pending(self) -> None:
+        """A hook implementation with no spec (a misspelled name) is a configuration error."""
+        known = [n for n in dir(hookspecs) if n.startswith(("on_", "register_"))]
+        for name in dir(self.hook):
+            caller = getattr(self.hook, name)
+            if name.startswith("_") or not isinstance(caller, pluggy.HookCaller) or caller.spec:
+                continue
+            for impl in caller.get_hookimpls():
+                if not impl.optionalhook:
+                    raise ConfigError(f"plugin {impl.plugin_name!r} implements unknown hook "
+                                      f"{name!r}{suggest(name, known)}")
+
+
+def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, environ=None,
+                        clock=None, transport=None, client=None, entrypoints: bool = True,
+                        check_schema: bool = True) -> PluginManager:
+    """Build the manager: specs, built-ins, entry-point and plugin.yaml plugins, runtime."""
+    from .default_plugins import escalation
+    from .runtime import Runtime
+
+    env = os.environ if environ is None else environ
+    if not isinstance(config, Config):
+        config = load_config(find_config(os.fspath(config) if config else None, env))
+    pm = PluginManager()
+    for name in filter(None, (n.strip() for n in env.get(BLOCK_ENV, "").split(","))):
+        pm.set_blocked(name)
+    pm.register(escalation, name="whopfunnel.escalation")
+    if entrypoints:
+        pm.load_entrypoints()
+    for dotted in config.plugins:
+        pm.load_module(dotted)
+    pm.check_pending()
+    if env.get(TRACE_ENV) == "1":
+        pm.trace.root.setwriter(lambda text: log.debug("%s", text.rstrip()))
+        pm.enable_tracing()
+    pm.runtime = Runtime.build(pm, config, environ=env, clock=clock, transport=transport,
+                               client=client, check_schema=check_schema)
+    return pm

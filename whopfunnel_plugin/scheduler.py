@@ -1,0 +1,67 @@
+"""Periodic jobs on our own `schedule.Scheduler` (never the global one), in a thread.
+
+Jobs never overlap: one thread runs them in turn. `wake()` runs pending work now
+(the webhook handler calls it after committing new outbound messages). `stop()`
+lets the job in flight finish before the thread ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import schedule
+
+log = logging.getLogger("whopfunnel.scheduler")
+
+
+class JobRunner:
+    def __init__(self) -> None:
+        self.scheduler = schedule.Scheduler()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._urgent: list[Callable[[], object]] = []
+        self.failures = 0
+
+    def every(self, seconds: float, name: str, job: Callable[[], object], urgent: bool = False):
+        """Run `job` every `seconds`; `urgent` jobs also run on every wake()."""
+        self.scheduler.every(max(seconds, 0.05)).seconds.do(self._guarded, name, job).tag(name)
+        if urgent:
+            self._urgent.append(lambda: self._guarded(name, job))
+
+    def _guarded(self, name: str, job: Callable[[], object]) -> None:
+        try:
+            job()
+        except Exception:
+            self.failures += 1
+            log.exception("job %s failed; it runs again at its next turn", name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run_all_now(self) -> None:
+        self.scheduler.run_all()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="whopfunnel-jobs", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            idle = self.scheduler.idle_seconds
+            woke = self._wake.wait(timeout=max(0.0, min(idle if idle is not None else 1.0, 1.0)))
+            if self._stop.is_set():
+                break
+            if woke:
+                self._wake.clear()
+                for job in self._urgent:
+                    job()
+            self.scheduler.run_pending()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

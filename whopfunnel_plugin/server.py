@@ -1,0 +1,182 @@
+"""The webhook endpoint as a WSGI app, and `serve()`: waitress plus the periodic jobs.
+
+`POST /webhooks/whop` verifies, parses, commits and answers; it never talks to Whop
+(sending happens from the outbox, woken right after the commit), so it stays well
+inside Whop's 5-second budget. `GET /healthz` answers 200 when the database does.
+The app is a plain WSGI callable: mount it in gunicorn as
+`whopfunnel_plugin.server:make_app()`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable
+
+from . import store as s
+from . import webhooks
+from .events import MemberJoined, MembershipEnded, MessageReceived
+
+log = logging.getLogger("whopfunnel.server")
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
+           503: "Service Unavailable"}
+
+
+class WebhookApp:
+    """WSGI app for Whop webhooks. `on_commit` is called after new work was committed."""
+
+    def __init__(self, pm, *, secret: str, bot_user_id: str | None = None,
+                 on_commit: Callable[[], None] | None = None,
+                 max_body: int = webhooks.MAX_BODY_BYTES):
+        self.pm = pm
+        self.runtime = pm.runtime
+        self.secret = secret
+        self.bot_user_id = bot_user_id
+        self.on_commit = on_commit or (lambda: None)
+        self.max_body = max_body
+
+    def __repr__(self) -> str:
+        return "WebhookApp()"
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz":
+            if method not in ("GET", "HEAD"):
+                return _answer(start_response, 405, {"error": "use GET"}, [("Allow", "GET, HEAD")])
+            return self._health(start_response)
+        if path != "/webhooks/whop":
+            return _answer(start_response, 404, {"error": f"no route {path}"})
+        if method != "POST":
+            return _answer(start_response, 405, {"error": "use POST"}, [("Allow", "POST")])
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return _answer(start_response, 400, {"error": "bad Content-Length"})
+        if length > self.max_body:
+            return _answer(start_response, 413, {"error": f"body over {self.max_body} bytes"})
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        try:
+            status, answer = self.handle(headers, body)
+        except webhooks.WebhookError as exc:
+            log.info("webhook refused (%d): %s", exc.status, exc)
+            return _answer(start_response, exc.status, {"error": str(exc)})
+        except Exception:
+            log.exception("webhook processing failed; Whop will retry it")
+            return _answer(start_response, 500, {"error": "internal error; retry later"})
+        return _answer(start_response, status, answer)
+
+    def handle(self, headers: dict, body: bytes) -> tuple[int, dict]:
+        """Verify, parse and process one delivery; returns (status, JSON answer)."""
+        now = self.runtime.clock.now()
+        delivery = webhooks.verify(headers, body, self.secret, now=now.timestamp())
+        envelope = webhooks.parse(body, max_bytes=self.max_body)
+        if s.ProcessedEvent.get_or_none(s.ProcessedEvent.webhook_id == delivery) is not None:
+            return 200, {"status": "duplicate"}
+        event = webhooks.to_event(envelope, bot_user_id=self.bot_user_id, route=self._route)
+        if isinstance(event, webhooks.Ignored):
+            log.info("webhook %s (%s) ignored: %s", delivery, envelope.type, event.reason)
+            answer = {"status": "ignored", "reason": event.reason}
+        else:
+            answer = {"status": self._process(event)}
+            self.on_commit()
+        s.ProcessedEvent.insert(webhook_id=delivery, received_at=now).on_conflict_ignore().execute()
+        return 200, answer
+
+    def _process(self, event) -> str:
+        host = self.runtime.host
+        if isinstance(event, MemberJoined):
+            results = self.pm.hook.on_member_join(event=event)
+        elif isinstance(event, MessageReceived):
+            results = self.pm.hook.on_message(message=event)
+        else:
+            assert isinstance(event, MembershipEnded)
+            return host.end(event).status
+        outcome = next((r for r in results if hasattr(r, "status")), None)
+        return outcome.status if outcome else "processed"
+
+    def _route(self, info: dict) -> str | None:
+        """The tenant for a delivery: a DM goes where its member's conversation is."""
+        if info.get("experience_id"):
+            return info["experience_id"]
+        if info.get("user_id"):
+            c = s.ConversationRow
+            query = c.select(c.experience_id).where((c.status == "active")
+                                                    & (c.user_id == info["user_id"]))
+            if info.get("channel_id"):
+                by_channel = query.where(c.channel_id == info["channel_id"]).first()
+                if by_channel is not None:
+                    return by_channel.experience_id
+            found = {row.experience_id for row in query.limit(2)}
+            return found.pop() if len(found) == 1 else None
+        route = self.runtime.config.route(MemberJoined(
+            experience_id="", user_id="", product_id=info.get("product_id"),
+            company_id=info.get("company_id")))
+        if route is None:
+            return None
+        return route.experience or info.get("experience_id")
+
+    def _health(self, start_response):
+        try:
+            self.runtime.store.db.execute_sql("SELECT 1")
+        except Exception as exc:
+            return _answer(start_response, 503, {"status": "database unavailable",
+                                                 "error": type(exc).__name__})
+        return _answer(start_response, 200, {"status": "ok"})
+
+
+def _answer(start_response, status: int, payload: dict, extra=()):
+    body = json.dumps(payload).encode()
+    start_response(f"{status} {REASONS.get(status, '')}",
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                    *extra])
+    return [body]
+
+
+class Service:
+    """The whole host in one process: waitress serving the app, plus the jobs."""
+
+    def __init__(self, pm, app: WebhookApp, jobs, *, host: str, port: int, threads: int = 4):
+        import waitress
+
+        self.pm = pm
+        self.app = app
+        self.jobs = jobs
+        self.server = waitress.create_server(app, host=host, port=port, threads=threads,
+                                             clear_untrusted_proxy_headers=True)
+        self._stopping = threading.Event()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.socket.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def run(self) -> None:
+        """Serve until stop(): then finish in-flight requests and the running job."""
+        self.jobs.start()
+        try:
+            self.server.run()
+        except OSError:
+            if not self._stopping.is_set():
+                raise
+        finally:
+            self.shutdown()
+
+    def stop(self) -> None:
+        if not self._stopping.is_set():
+            self._stopping.set()
+            self.server.close()
+
+    def shutdown(self) -> None:
+        self.jobs.stop()
+        self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+        self.pm.runtime.close()
