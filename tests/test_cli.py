@@ -169,3 +169,20 @@ def test_sweep_rejects_a_bad_now(run):
 def test_readme_first_command_is_real():
     readme = (ROOT / "README.md").read_text()
     assert "pip install -e '.[test]' && pytest" in readme
+
+
+def test_serve_demo_runs_a_whole_funnel_offline(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "whopfunnel_plugin", "serve", "--demo"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for piece in ["[webhook membership.activated: HTTP 200 started]",
+                  "bot -> Ada: Welcome, Ada! What brings you here?",
+                  "bot -> Ada: Please choose from the provided options above.",
+                  "bot -> owner: whopfunnel: member Ada (user_ada) needs help",
+                  "bot -> Ada: I'll inform the Whop owner about your request.",
+                  "Whop notification -> owner: Member needs help",
+                  "bot -> Ada: Thanks for stopping by!",
+                  "conversation 1: completed (completed); captured {'email': 'ada@example.com'}"]:
+        assert piece in out
+    assert "Traceback" not in proc.stderr

@@ -177,6 +177,27 @@ def upgrade() -> None:
 
 
 @cli.command()
+@click.option("--demo", is_flag=True, help="Run offline against a built-in fake Whop API, then exit.")
+@click.option("--host", default=None, help="Listen address (default: plugin.yaml server.host).")
+@click.option("--port", type=int, default=None, help="Port (default: plugin.yaml server.port).")
+@_config_option
+def serve(demo, host, port) -> None:
+    """Run the webhook endpoint, outbox dispatcher, polling and the timeout sweep."""
+    if demo:
+        from .demo import run_demo
+
+        sys.exit(run_demo(click.echo))
+    from .plugins import make_plugin_manager
+    from .server import build_service
+
+    service = build_service(make_plugin_manager(current_config()), host=host, port=port)
+    service.install_signal_handlers()
+    click.echo(f"whopfunnel serving POST {service.url}/webhooks/whop (Ctrl-C stops)", err=True)
+    service.run()
+    click.echo("whopfunnel stopped", err=True)
+
+
+@cli.command()
 @_config_option
 def plugins() -> None:
     """List loaded plugins (built-in and third-party), their versions and hooks."""

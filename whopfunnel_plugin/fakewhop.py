@@ -114,9 +114,9 @@ class FakeWhop:
             "reason": "direct_message"})
 
     def membership_activated(self, user_id: str, product_id: str, company_id: str | None = None,
-                             newer_shape: bool = False) -> dict:
+                             newer_shape: bool = False, name: str | None = None) -> dict:
         return self._membership("membership.activated", "active", user_id, product_id,
-                                company_id or self.company_id, newer_shape)
+                                company_id or self.company_id, newer_shape, name)
 
     def membership_deactivated(self, user_id: str, product_id: str, company_id: str | None = None,
                                newer_shape: bool = False) -> dict:
@@ -284,13 +284,13 @@ class FakeWhop:
         return message
 
     def _membership(self, kind: str, status: str, user_id: str, product_id: str, company: str,
-                    newer: bool) -> dict:
+                    newer: bool, name: str | None = None) -> dict:
         if newer:
             data = {"id": _new_id("mem"), "user_id": user_id, "product_id": product_id,
                     "plan_id": _new_id("plan"), "account": {"id": company, "title": f"Company {company}"},
                     "status": status}
         else:
-            data = {"id": _new_id("mem"), "status": status, "user": _user(user_id),
+            data = {"id": _new_id("mem"), "status": status, "user": _user(user_id, name=name),
                     "product": {"id": product_id, "title": f"Product {product_id}"},
                     "company": {"id": company, "title": f"Company {company}"}}
         return self._envelope(kind, company, data)

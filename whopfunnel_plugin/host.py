@@ -122,6 +122,9 @@ class Host:
         self.route = route or self._only_funnel
         self.callbacks = callbacks or Callbacks()
         self.batch_size = batch_size
+        # True: hook calls fire in the caller's thread right after the commit (embedding).
+        # False: they are left due at once for `fire_due()`, run by the server's job thread.
+        self.inline_effects = True
         self._engines: dict[int, Engine] = {}
 
     def _only_funnel(self, event: MemberJoined) -> str | None:
@@ -148,6 +151,11 @@ class Host:
         user = event.user_id if event else user_id
         return self._run(lambda: self._end(exp, user, reason))
 
+    def fire_due(self) -> int:
+        """Fire every hook call that is due (deferred ones, and ones a crash left behind)."""
+        now = self.clock.now()
+        return self._fire(self._stale_effects(now), now)
+
     def prompt(self, experience_id: str, user_id: str) -> tuple[str, ...]:
         """What the member's active conversation is waiting for, to show it again."""
         row = self.store.tenant(experience_id).active(user_id)
@@ -165,7 +173,8 @@ class Host:
             ended, effects = self._run(lambda: self._expire_batch(now))
             for conv in ended:
                 result.ended[conv.experience_id] += 1
-            self._fire(effects, now)
+            if self.inline_effects:
+                self._fire(effects, now)
             if len(ended) < self.batch_size:
                 break
         if self.reminder:
@@ -192,7 +201,8 @@ class Host:
                 continue
             if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], Outcome):
                 outcome, effects = result
-                self._fire(effects, self.clock.now())
+                if self.inline_effects:
+                    self._fire(effects, self.clock.now())
                 return outcome
             return result
         raise s.StorageError("a conversation kept changing under concurrent updates; "
@@ -348,9 +358,10 @@ class Host:
                     kinds.append(("timeout", {}))
                 kinds.append(("conversation_end", {"status": effect.status, "reason": effect.reason}))
             for kind, payload in kinds:
+                due = now + LEASE if self.inline_effects else now
                 ids.append(s.EffectRow.insert(
                     experience_id=row.experience_id, conversation=row.id, kind=kind,
-                    payload=json.dumps(payload), due_at=now + LEASE).execute())
+                    payload=json.dumps(payload), due_at=due).execute())
         return ids
 
     # -- hook calls after commit ------------------------------------------------------------

@@ -148,35 +148,90 @@ class Service:
         self.app = app
         self.jobs = jobs
         self.server = waitress.create_server(app, host=host, port=port, threads=threads,
-                                             clear_untrusted_proxy_headers=True)
+                                             ident="whopfunnel")
         self._stopping = threading.Event()
+        self.stopped = threading.Event()
 
     @property
     def url(self) -> str:
-        host, port = self.server.socket.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.server.effective_host}:{self.server.effective_port}"
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
 
     def run(self) -> None:
-        """Serve until stop(): then finish in-flight requests and the running job."""
+        """Serve until stop(); then the in-flight requests and job finish, nothing is cut."""
         self.jobs.start()
         try:
             self.server.run()
-        except OSError:
-            if not self._stopping.is_set():
-                raise
         finally:
-            self.shutdown()
+            self.jobs.stop()
+            self.pm.runtime.close()
+            self.stopped.set()
 
     def stop(self) -> None:
-        if not self._stopping.is_set():
-            self._stopping.set()
-            self.server.close()
+        """Stop accepting, let requests in flight finish, then end the loop (any thread)."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self.server.trigger.pull_trigger(self._close_listener)
 
-    def shutdown(self) -> None:
-        self.jobs.stop()
+    def _close_listener(self) -> None:  # runs in waitress's loop thread
+        self.server.close()
+        threading.Thread(target=self._drain, name="whopfunnel-drain", daemon=True).start()
+
+    def _drain(self) -> None:
+        from waitress import wasyncore
+
         self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
-        self.pm.runtime.close()
+        try:
+            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        except OSError:
+            pass  # the loop already ended once the listener closed: nothing left to close
+
+
+def wire(pm, environ=None):
+    """The app and the jobs (outbox, polling, sweep) around a plugin manager."""
+    from .poller import Poller
+    from .scheduler import JobRunner
+
+    runtime = pm.runtime
+    config = runtime.config
+    env = runtime.environ if environ is None else environ
+    secret = config.secret("webhook_secret_env", env)
+    bot_user_id = env.get(config.bot_user_id_env) or None
+    # Answer webhooks fast: sending and hook calls (the owner's DM) happen in the job
+    # thread right after the commit, not in the request.
+    runtime.inline_delivery = False
+    runtime.host.inline_effects = False
+    jobs = JobRunner()
+    jobs.every(1, "outbox", runtime.dispatcher.run_once, urgent=True)
+    jobs.every(1, "hooks", runtime.host.fire_due, urgent=True)
+    if config.poll_every:
+        poller = Poller(pm, bot_user_id=bot_user_id)
+        jobs.every(config.poll_every, "poll", poller.run_once)
+    jobs.every(config.sweep_every, "sweep", runtime.host.sweep)
+    app = WebhookApp(pm, secret=secret, bot_user_id=bot_user_id, on_commit=jobs.wake)
+    return app, jobs
+
+
+def build_service(pm, *, host: str | None = None, port: int | None = None, environ=None) -> Service:
+    """`whopfunnel serve`: waitress on host:port (plugin.yaml's server section by default)."""
+    app, jobs = wire(pm, environ)
+    config = pm.runtime.config
+    return Service(pm, app, jobs, host=host or config.host,
+                   port=config.port if port is None else port)
+
+
+def make_app(config: str | None = None):
+    """A WSGI app for another server: `gunicorn 'whopfunnel_plugin.server:make_app()'`.
+
+    The jobs (outbox, polling, sweep) run in a thread of each worker process; they are
+    safe to run in several processes at once (claims, SKIP LOCKED).
+    """
+    from .plugins import make_plugin_manager
+
+    app, jobs = wire(make_plugin_manager(config))
+    jobs.start()
+    return app
