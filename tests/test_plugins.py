@@ -431,3 +431,23 @@ def test_delivery_before_the_call_returns_keeps_failures_in_the_outbox(make_pm, 
     pending = list(pm.runtime.store.tenant("exp_1").pending_outbound())
     assert [m.text for m in pending] == [WELCOME]
     assert pending[0].last_error.startswith("POST /dm_channels failed: HTTP 500")
+
+
+def test_validate_and_chat_know_plugin_validators_and_variables(module_plugin, tmp_path):
+    from click.testing import CliRunner
+
+    from whopfunnel_plugin.cli import cli
+
+    (tmp_path / "plugin.yaml").write_text(f"plugins: [{module_plugin}]\nfunnels: []\n")
+    orders = tmp_path / "funnels" / "orders.yaml"
+    runner = CliRunner()
+    without = runner.invoke(cli, ["validate", str(orders)])
+    assert without.exit_code == 1
+    assert "unknown input validator 'order_no'" in without.output
+    result = runner.invoke(cli, ["--config", str(tmp_path / "plugin.yaml"), "validate", str(orders)])
+    assert result.exit_code == 0, result.output
+    chat = runner.invoke(cli, ["chat", str(orders), "--config", str(tmp_path / "plugin.yaml")],
+                         input="ord-5\n")
+    assert chat.exit_code == 0, chat.output
+    assert "bot> Hi USER_LOCAL! Your order number? We answer 9-17 CET." in chat.output
+    assert "bot> Thanks, ORD-5 noted." in chat.output

@@ -8,7 +8,8 @@ from uuid import uuid4
 
 from .events import MemberJoined, MessageReceived
 from .funnel import Funnel
-from .host import Callbacks, Host
+from .host import Host
+from .runtime import HookCallbacks
 from .store import Store
 
 ENDINGS = {
@@ -17,19 +18,21 @@ ENDINGS = {
 }
 
 
-class _Narrator(Callbacks):
-    """Notes what would otherwise happen out of sight (owner notifications), to show
-    after the bot's messages."""
+class _Narrator(HookCallbacks):
+    """Plugins' hooks, plus notes of what would otherwise happen out of sight (owner
+    notifications), shown after the bot's messages."""
 
-    def __init__(self):
+    def __init__(self, pm):
+        super().__init__(pm)
         self.notes: list[str] = []
 
     def on_owner_notify(self, conversation, reason, block, last_replies):
         self.notes.append(f"  [owner notified: {reason} at block {block!r}]")
+        super().on_owner_notify(conversation, reason, block, last_replies)
 
 
 class ChatSession:
-    def __init__(self, store: Store, funnel: Funnel, *, user_id: str, experience_id: str,
+    def __init__(self, store: Store, funnel: Funnel, pm, *, user_id: str, experience_id: str,
                  user_name: str | None, say: Callable[[str], None], clock=None, **settings):
         self.store = store
         self.funnel = funnel
@@ -38,7 +41,7 @@ class ChatSession:
         self.user_name = user_name
         self.say = say
         self.tenant = store.tenant(experience_id)
-        self.narrator = _Narrator()
+        self.narrator = _Narrator(pm)
         self.host = Host(store, {funnel.id: funnel}, clock=clock, callbacks=self.narrator,
                          **settings)
 

@@ -74,7 +74,10 @@ def cli(ctx, config_path) -> None:
 @_config_option
 def validate(paths: tuple[str, ...], strict: bool) -> None:
     """Validate funnel files (a directory means every *.yaml in it)."""
-    results = check_paths(paths, ladders=current_config().ladders)
+    config = current_config()
+    extra = _plugin_context(config)
+    results = check_paths(paths, ladders=config.ladders, validators=extra["validators"],
+                          template_vars=extra["template_vars"])
     if not results:
         raise click.ClickException(f"no *.yaml files in {', '.join(paths)}")
     errors = warnings = 0
@@ -107,7 +110,9 @@ def chat(funnel_file, db_path, user_id, user_name, experience_id) -> None:
     from .store import Store
 
     config = current_config()
-    funnel = load_funnel(funnel_file, ladders=config.ladders)
+    extra = _plugin_context(config)
+    funnel = load_funnel(funnel_file, ladders=config.ladders, validators=extra["validators"],
+                         template_vars=extra["template_vars"])
     tmp = None
     if db_path is None:
         tmp = tempfile.TemporaryDirectory(prefix="whopfunnel-chat-")
@@ -118,9 +123,10 @@ def chat(funnel_file, db_path, user_id, user_name, experience_id) -> None:
         say = click.echo
         say(f"whopfunnel chat: funnel {funnel.id!r} as {user_id} in {experience_id} "
             f"(database {db_path if not tmp else 'temporary'})")
-        session = ChatSession(store, funnel, user_id=user_id, experience_id=experience_id,
-                              user_name=user_name, say=say, timeout=config.timeout,
-                              reminder=config.reminder)
+        session = ChatSession(store, funnel, extra["pm"], user_id=user_id,
+                              experience_id=experience_id, user_name=user_name, say=say,
+                              timeout=config.timeout, reminder=config.reminder,
+                              validators=extra["validators"])
         session.run(stdin_lines(), echo=not sys.stdin.isatty())
     finally:
         store.close()
@@ -244,6 +250,15 @@ def stats(experience_id) -> None:
         click.echo(f"  {'block':<28} {'reached':>8} {'waiting':>8} {'dropped':>8} {'invalid':>8}")
         for b in sorted(f.blocks.values(), key=lambda b: (-b.reached, b.block)):
             click.echo(f"  {b.block:<28} {b.reached:>8} {b.here_now:>8} {b.dropped:>8} {b.invalid:>8}")
+
+
+def _plugin_context(config: Config) -> dict:
+    """Validators and template variables that installed plugins provide (and the manager)."""
+    from .plugins import load_plugins
+    from .runtime import plugin_context
+
+    pm = load_plugins(config)
+    return {**plugin_context(pm), "pm": pm}
 
 
 def _parse_now(text: str) -> datetime:

@@ -90,16 +90,12 @@ class PluginManager(pluggy.PluginManager):
                                       f"{name!r}{suggest(name, known)}")
 
 
-def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, environ=None,
-                        clock=None, transport=None, client=None, entrypoints: bool = True,
-                        check_schema: bool = True) -> PluginManager:
-    """Build the manager: specs, built-ins, entry-point and plugin.yaml plugins, runtime."""
+def load_plugins(config: Config, *, environ=None, entrypoints: bool = True) -> PluginManager:
+    """The manager with specs and plugins but no runtime: enough to learn validators and
+    template variables (for `validate` and `chat`) without touching a database."""
     from .default_plugins import escalation
-    from .runtime import Runtime
 
     env = os.environ if environ is None else environ
-    if not isinstance(config, Config):
-        config = load_config(find_config(os.fspath(config) if config else None, env))
     pm = PluginManager()
     for name in filter(None, (n.strip() for n in env.get(BLOCK_ENV, "").split(","))):
         pm.set_blocked(name)
@@ -112,6 +108,19 @@ def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, env
     if env.get(TRACE_ENV) == "1":
         pm.trace.root.setwriter(lambda text: log.debug("%s", text.rstrip()))
         pm.enable_tracing()
+    return pm
+
+
+def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, environ=None,
+                        clock=None, transport=None, client=None, entrypoints: bool = True,
+                        check_schema: bool = True) -> PluginManager:
+    """Build the manager: specs, built-ins, entry-point and plugin.yaml plugins, runtime."""
+    from .runtime import Runtime
+
+    env = os.environ if environ is None else environ
+    if not isinstance(config, Config):
+        config = load_config(find_config(os.fspath(config) if config else None, env))
+    pm = load_plugins(config, environ=env, entrypoints=entrypoints)
     pm.runtime = Runtime.build(pm, config, environ=env, clock=clock, transport=transport,
                                client=client, check_schema=check_schema)
     return pm

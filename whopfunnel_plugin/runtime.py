@@ -47,6 +47,12 @@ class HookCallbacks(Callbacks):
         return merged
 
 
+def plugin_context(pm) -> dict:
+    """What plugins add to funnel validation: validators and template variable names."""
+    return {"validators": collect_validators(pm),
+            "template_vars": set(HookCallbacks(pm).template_vars(None))}
+
+
 def collect_validators(pm) -> dict[str, inputs.Validator]:
     found: dict[str, inputs.Validator] = {}
 
@@ -85,8 +91,8 @@ class Runtime:
         from .default_plugins.owner import OwnerNotifier
 
         clock = clock or SystemClock()
-        validators = collect_validators(pm)
-        names = set(HookCallbacks(pm).template_vars(None))
+        extra = plugin_context(pm)
+        validators, names = extra["validators"], extra["template_vars"]
         paths = config.funnel_paths()
         if config.path is None and not any(p.exists() for p in paths):
             paths = []  # no plugin.yaml and no ./funnels: a bare host (plugins listing, tests)
