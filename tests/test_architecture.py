@@ -9,6 +9,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "whopfunnel_plugin"
 CORE = {"errors", "events", "durations", "templates", "yamlsource", "funnel", "funnel_checks",
+        "funnel_schema",
         "catalog", "matching", "inputs", "engine", "hookspecs", "clock"}
 ADAPTERS = {"store", "whop", "webhooks", "scheduler", "fakewhop"}
 LIBRARIES = {"peewee", "playhouse", "httpx", "schedule", "waitress", "click", "pluggy"}

@@ -15,7 +15,8 @@ from pathlib import Path
 from .durations import parse_duration
 from .errors import ConfigError
 from .events import MemberJoined
-from .funnel import DEFAULT_LADDER, Step, check_keys, parse_ladder, suggest
+from .funnel import DEFAULT_LADDER, Step
+from .funnel_schema import check_keys, parse_ladder, suggest
 from .yamlsource import Document, YList, YMap, load_bytes
 
 TOP_KEYS = ("name", "version", "description", "database", "funnels", "routes", "whop",

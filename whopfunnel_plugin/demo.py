@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from .clock import SystemClock
 from .config import Config, Route
 from .fakewhop import FakeWhop, serve_in_thread
 from .plugins import make_plugin_manager
@@ -78,6 +79,7 @@ class Transcript:
 
 
 def run_demo(say) -> int:
+    clock = SystemClock()
     secret, api_key = f"ws_demo_{secrets.token_hex(16)}", f"demo_{secrets.token_hex(12)}"
     fake = FakeWhop(api_key, owners={"biz_demo": {"id": "user_owner", "username": "olivia",
                                                   "name": "Olivia Owner"}})
@@ -103,7 +105,7 @@ def run_demo(say) -> int:
             with httpx.Client(base_url=service.url, timeout=10) as web:
                 def deliver(envelope: dict, what: str) -> None:
                     body = json.dumps(envelope).encode()
-                    headers = fake.sign(body, secret, envelope["id"], int(time.time()))
+                    headers = fake.sign(body, secret, envelope["id"], int(clock.now().timestamp()))
                     answer = web.post("/webhooks/whop", content=body, headers=headers)
                     say(f"{what}  [webhook {envelope['type']}: HTTP {answer.status_code} "
                         f"{answer.json().get('status')}]")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from collections import deque
 
-from .funnel import BUILTIN_INPUTS, Block, Funnel, suggest
+from .funnel import BUILTIN_INPUTS, Block, Funnel
+from .funnel_schema import suggest
 from .matching import normalize_text
 from .templates import BUILTIN_VARS, TemplateSyntaxError, fields
 from .yamlsource import Document, Pos, YList, YMap

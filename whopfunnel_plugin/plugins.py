@@ -14,7 +14,7 @@ import pluggy
 from . import hookspecs
 from .config import Config, find_config, load_config
 from .errors import ConfigError
-from .funnel import suggest
+from .funnel_schema import suggest
 
 log = logging.getLogger("whopfunnel.plugins")
 BLOCK_ENV = "WHOPFUNNEL_DISABLE_PLUGINS"  # comma-separated plugin names never to load
