@@ -161,6 +161,12 @@ def run(url: str, path: str | None, args) -> None:
         if sql.lstrip().upper().startswith("SELECT"):
             for line in explain(store, sql, params):
                 print(f"       plan: {line}")
+            timings = []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                store.db.execute_sql(sql, params).fetchall()
+                timings.append(time.perf_counter() - start)
+            print(f"       this statement alone, SQL already built: {summary(timings)}")
     print(f"  {len(recorder.statements)} statements (+ BEGIN/COMMIT of the batch transaction)")
 
     print("\n(b) sweep with expired conversations (inline hook calls: on_timeout + on_conversation_end)")
@@ -189,7 +195,7 @@ def run(url: str, path: str | None, args) -> None:
         rows = s.ConversationRow.update(expires_at=now + timedelta(seconds=30)).where(
             s.ConversationRow.id.in_(
                 s.ConversationRow.select(s.ConversationRow.id).where(
-                    (s.ConversationRow.status == "active")
+                    s.ConversationRow.status == "active"
                 ).order_by(s.ConversationRow.id).limit(extra))).execute()
         text = profile(lambda: host.sweep(now + timedelta(minutes=1)), top=args.profile)
         print(f"\n  cProfile of a sweep ending {rows} conversations (top {args.profile} by tottime):")
@@ -204,7 +210,8 @@ def run(url: str, path: str | None, args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stored", type=int, default=100_000, help="conversations stored (default 100000)")
     parser.add_argument("--expired", default="1000,10000",
                         help="comma-separated sizes of expired batches swept in turn (default 1000,10000)")

@@ -90,6 +90,7 @@ class Decision:
     effects: tuple[NotifyOwner | Ended, ...] = ()
     interaction: Interaction | None = None
     step: Step | None = None  # the escalation step taken (after any override)
+    entered: tuple[str, ...] = ()  # blocks entered, in order (funnel analytics)
 
     @property
     def ended(self) -> Ended | None:
@@ -102,6 +103,7 @@ class _Out:
 
     messages: list[str] = field(default_factory=list)
     effects: list = field(default_factory=list)
+    entered: list[str] = field(default_factory=list)
 
     def say(self, text: str) -> None:
         if text and text.strip():
@@ -237,6 +239,7 @@ class Engine:
         for _ in range(_MAX_HOPS):
             block = self.funnel.blocks[block_id]
             state = replace(state, block=block_id, invalid_count=0)
+            out.entered.append(block_id)
             if block.type == "message":
                 out.say(self._render(block.message, state, ctx, block))
                 block_id = block.next
@@ -294,4 +297,5 @@ class Engine:
         return render(template, values)
 
     def _decide(self, state, out: _Out, interaction=None, step=None) -> Decision:
-        return Decision(state, tuple(out.messages), tuple(out.effects), interaction, step)
+        return Decision(state, tuple(out.messages), tuple(out.effects), interaction, step,
+                        tuple(out.entered))

@@ -338,6 +338,11 @@ class Host:
             raise _Conflict()
         for key, value in values.items():
             setattr(row, key, value)
+        if decision.entered:
+            s.VisitRow.insert_many([
+                dict(experience_id=row.experience_id, conversation=row.id, funnel_id=row.funnel_id,
+                     block=block, created_at=now) for block in decision.entered
+            ]).execute()
         if decision.messages:
             s.MessageRow.insert_many([
                 dict(experience_id=row.experience_id, conversation=row.id, direction="out",

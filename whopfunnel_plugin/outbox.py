@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from peewee import fn
+
 from . import store as s
 from .errors import WhopAPIError
 
@@ -44,9 +46,14 @@ class Dispatcher:
     def run_once(self) -> DeliveryResult:
         """Deliver every due message (one pass), conversation by conversation."""
         now = self.clock.now()
-        m = s.MessageRow
+        m, older = s.MessageRow, s.MessageRow.alias()
+        # Only each conversation's oldest unsent message can go; the ones queued behind
+        # a failing head must not fill the batch and starve other conversations.
+        head = ~fn.EXISTS(older.select(older.id).where(
+            (older.conversation == m.conversation) & (older.direction == "out")
+            & (older.status.in_(OPEN)) & (older.id < m.id)))
         due = (m.select(m.conversation).where(
-            (m.direction == "out") & (m.status.in_(OPEN)) & (m.next_attempt_at <= now))
+            (m.direction == "out") & (m.status.in_(OPEN)) & (m.next_attempt_at <= now) & head)
             .order_by(m.id).limit(self.batch_size))
         result = DeliveryResult()
         for conversation_id in dict.fromkeys(row.conversation_id for row in due):

@@ -12,6 +12,8 @@ import logging
 import time
 from datetime import datetime
 
+from peewee import fn
+
 from . import store as s
 from .errors import WhopAPIError
 from .events import MessageReceived
@@ -31,24 +33,28 @@ class Poller:
         self.batch_size = batch_size
         self.monotonic = monotonic
         self._last = monotonic()
-        self._after_id = 0  # round-robin position, so every conversation gets its turn
+        self._after_id = 0  # round-robin position, so every channel gets its turn
 
     def run_once(self) -> int:
-        """Poll the next batch of conversations within the budget; returns messages fed."""
+        """Poll the next batch of DM channels within the budget; returns messages fed."""
         self._refill()
         c = s.ConversationRow
-        base = c.select().where((c.status == "active") & c.channel_id.is_null(False))
-        batch = list(base.where(c.id > self._after_id).order_by(c.id).limit(self.batch_size))
+        first = fn.MIN(c.id)
+        base = (c.select(c.channel_id, first.alias("first_id"))
+                .where((c.status == "active") & c.channel_id.is_null(False))
+                .group_by(c.channel_id))
+        batch = list(base.having(first > self._after_id).order_by(first)
+                     .limit(self.batch_size).namedtuples())
         if len(batch) < self.batch_size and self._after_id:
-            batch += list(base.where(c.id <= self._after_id).order_by(c.id)
-                          .limit(self.batch_size - len(batch)))
+            batch += list(base.having(first <= self._after_id).order_by(first)
+                          .limit(self.batch_size - len(batch)).namedtuples())
         fed = 0
-        for conv in batch:
+        for channel in batch:
             if self.tokens < 1:
                 break
             self.tokens -= 1
-            self._after_id = conv.id
-            fed += self._poll(conv)
+            self._after_id = channel.first_id
+            fed += self._poll(channel.channel_id)
         return fed
 
     def _refill(self) -> None:
@@ -56,28 +62,36 @@ class Poller:
         self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
         self._last = now
 
-    def _poll(self, conv: s.ConversationRow) -> int:
-        client = self.runtime.client
+    def _poll(self, channel_id: str) -> int:
+        """One page of a channel; each member message goes to exactly one conversation."""
+        c = s.ConversationRow
+        sharing = c.select().where((c.status == "active") & (c.channel_id == channel_id))
+        cursor = next((row.poll_cursor for row in sharing.order_by(c.id.desc())
+                       if row.poll_cursor), None)
         try:
-            page = client.list_messages(conv.channel_id, after=conv.poll_cursor)
+            page = self.runtime.client.list_messages(channel_id, after=cursor)
         except WhopAPIError as exc:
-            log.warning("polling conversation %s failed: %s", conv.id, exc)
+            log.warning("polling DM channel %s failed: %s", channel_id, exc)
             return 0
+        store = self.runtime.store
         fed = 0
         for message in page.data:
             author = (message.get("user") or {}).get("id")
-            if author != conv.user_id or author == self.bot_user_id:
+            if not author or author == self.bot_user_id:
+                continue
+            conv = store.route_dm(author, channel_id)
+            if conv is None or conv.channel_id != channel_id:
                 continue
             if _before(message.get("created_at"), conv.started_at):
                 continue  # history from before this conversation is not a reply to it
             self.pm.hook.on_message(message=MessageReceived(
-                experience_id=conv.experience_id, user_id=conv.user_id,
+                experience_id=conv.experience_id, user_id=author,
                 message_id=str(message.get("id")), text=str(message.get("content") or ""),
-                channel_id=conv.channel_id))
+                channel_id=channel_id))
             fed += 1
-        if page.end_cursor and page.end_cursor != conv.poll_cursor:
-            s.ConversationRow.update(poll_cursor=page.end_cursor).where(
-                s.ConversationRow.id == conv.id).execute()
+        if page.end_cursor and page.end_cursor != cursor:
+            c.update(poll_cursor=page.end_cursor).where(
+                (c.channel_id == channel_id) & (c.status == "active")).execute()
         return fed
 
 

@@ -32,6 +32,8 @@ class JobRunner:
             self._urgent.append(lambda: self._guarded(name, job))
 
     def _guarded(self, name: str, job: Callable[[], object]) -> None:
+        if self._stop.is_set():
+            return  # stopping: the job in flight finishes, no further one starts
         try:
             job()
         except Exception:

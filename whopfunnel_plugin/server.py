@@ -56,6 +56,8 @@ class WebhookApp:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return _answer(start_response, 400, {"error": "bad Content-Length"})
+        if length < 0:
+            return _answer(start_response, 400, {"error": "bad Content-Length"})
         if length > self.max_body:
             return _answer(start_response, 413, {"error": f"body over {self.max_body} bytes"})
         body = environ["wsgi.input"].read(length) if length else b""
@@ -105,15 +107,8 @@ class WebhookApp:
         if info.get("experience_id"):
             return info["experience_id"]
         if info.get("user_id"):
-            c = s.ConversationRow
-            query = c.select(c.experience_id).where((c.status == "active")
-                                                    & (c.user_id == info["user_id"]))
-            if info.get("channel_id"):
-                by_channel = query.where(c.channel_id == info["channel_id"]).first()
-                if by_channel is not None:
-                    return by_channel.experience_id
-            found = {row.experience_id for row in query.limit(2)}
-            return found.pop() if len(found) == 1 else None
+            row = self.runtime.store.route_dm(info["user_id"], info.get("channel_id"))
+            return row.experience_id if row is not None else None
         route = self.runtime.config.route(MemberJoined(
             experience_id="", user_id="", product_id=info.get("product_id"),
             company_id=info.get("company_id")))

@@ -15,7 +15,7 @@ from . import store as s
 @dataclass
 class BlockStats:
     block: str
-    reached: int = 0        # conversations that were asked this block
+    reached: int = 0        # conversations that entered the block (message blocks too)
     here_now: int = 0       # active conversations waiting on it
     dropped: int = 0        # conversations that were abandoned on it
     invalid: int = 0        # invalid replies on it
@@ -58,7 +58,6 @@ def funnel_stats(store: s.Store, experience_id: str | None = None) -> list[Funne
             b.here_now += r.n
         elif r.status == "abandoned":
             b.dropped += r.n
-    # reach: distinct conversations with a reply on the block, plus those resting on it
     replies = (i.select(i.experience_id, i.funnel_id, i.block, i.classification,
                         fn.COUNT(i.id).alias("n"))
                .where(scope_i).group_by(i.experience_id, i.funnel_id, i.block, i.classification))
@@ -68,16 +67,11 @@ def funnel_stats(store: s.Store, experience_id: str | None = None) -> list[Funne
             b.invalid += r.n
         elif r.classification == "ambiguous":
             b.ambiguous += r.n
-    reach = (c.select(c.experience_id, c.funnel_id, i.block,
-                      fn.COUNT(c.id.distinct()).alias("n"))
-             .join(i, on=(i.conversation == c.id)).where(scope_c)
-             .group_by(c.experience_id, c.funnel_id, i.block))
+    v = s.VisitRow
+    scope_v = (v.experience_id == experience_id) if experience_id else True
+    reach = (v.select(v.experience_id, v.funnel_id, v.block,
+                      fn.COUNT(v.conversation.distinct()).alias("n"))
+             .where(scope_v).group_by(v.experience_id, v.funnel_id, v.block))
     for r in reach.namedtuples():
         get(r.experience_id, r.funnel_id).block(r.block).reached = r.n
-    resting = (c.select(c.experience_id, c.funnel_id, c.block, fn.COUNT(c.id).alias("n"))
-               .where(scope_c & ~fn.EXISTS(i.select(i.id).where(
-                   (i.conversation == c.id) & (i.block == c.block))))
-               .group_by(c.experience_id, c.funnel_id, c.block))
-    for r in resting.namedtuples():
-        get(r.experience_id, r.funnel_id).block(r.block).reached += r.n
     return [found[k] for k in sorted(found)]

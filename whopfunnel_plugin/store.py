@@ -164,6 +164,20 @@ class InteractionRow(BaseModel):
         indexes = ((("experience_id", "funnel_id", "block"), False),)
 
 
+class VisitRow(BaseModel):
+    """A conversation entered a block (message blocks included): funnel reach."""
+
+    experience_id = CharField(max_length=ID)
+    conversation = ForeignKeyField(ConversationRow, backref="visits")
+    funnel_id = CharField(max_length=ID)
+    block = CharField(max_length=ID)
+    created_at = UTCDateTime()
+
+    class Meta:
+        table_name = "visits"
+        indexes = ((("experience_id", "funnel_id", "block"), False),)
+
+
 class EffectRow(BaseModel):
     """A hook call owed after a commit (on_timeout, on_conversation_end, owner notify).
 
@@ -190,8 +204,8 @@ class ProcessedEvent(BaseModel):
         table_name = "processed_events"
 
 
-MODELS = (SchemaInfo, FunnelVersion, ConversationRow, MessageRow, InteractionRow, EffectRow,
-          ProcessedEvent)
+MODELS = (SchemaInfo, FunnelVersion, ConversationRow, MessageRow, InteractionRow, VisitRow,
+          EffectRow, ProcessedEvent)
 _FIELD_TYPES = {
     "sqlite": {"DATETIME_US": "DATETIME"},
     "postgres": {"DATETIME_US": "TIMESTAMP"},
@@ -293,6 +307,24 @@ class Store:
 
     def tenant(self, experience_id: str) -> Tenant:
         return Tenant(self, experience_id)
+
+    def route_dm(self, user_id: str, channel_id: str | None = None) -> ConversationRow | None:
+        """The active conversation a member's DM belongs to, across tenants, or None.
+
+        Whop has one DM channel per member, so experiences of one company can share it:
+        of the conversations bound to the channel, the one the member was most recently
+        active in gets the message (only one ever does). A channel bound to none of them
+        is routed only when the member has a single active conversation, not yet bound.
+        """
+        c = ConversationRow
+        rows = list(c.select().where((c.status == "active") & (c.user_id == user_id))
+                    .order_by(c.last_activity.desc(), c.id.desc()).limit(50))
+        bound = [r for r in rows if channel_id and r.channel_id == channel_id]
+        if bound:
+            return bound[0]
+        if len(rows) == 1 and rows[0].channel_id is None:
+            return rows[0]
+        return None
 
     def lock(self, query):
         """SELECT ... FOR UPDATE where the engine has it; SQLite's IMMEDIATE lock covers it."""
