@@ -65,9 +65,12 @@ class Poller:
     def _poll(self, channel_id: str) -> int:
         """One page of a channel; each member message goes to exactly one conversation."""
         c = s.ConversationRow
-        sharing = c.select().where((c.status == "active") & (c.channel_id == channel_id))
-        cursor = next((row.poll_cursor for row in sharing.order_by(c.id.desc())
-                       if row.poll_cursor), None)
+        # Resume where any conversation on this channel left off (a returning member's
+        # earlier one included), instead of paging through the whole DM history again.
+        last = (c.select(c.poll_cursor).where((c.channel_id == channel_id)
+                                              & c.poll_cursor.is_null(False))
+                .order_by(c.id.desc()).first())
+        cursor = last.poll_cursor if last else None
         try:
             page = self.runtime.client.list_messages(channel_id, after=cursor)
         except WhopAPIError as exc:
