@@ -13,6 +13,7 @@ import resource
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -25,9 +26,21 @@ if str(ROOT) not in sys.path:  # run as `python bench/x.py` from anywhere, witho
 PG_ADMIN = os.environ.get("WHOPFUNNEL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
+def code_version() -> str:
+    """The commit measured (read-only git), and whether the package had uncommitted edits."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "whopfunnel_plugin"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' + uncommitted package edits' if dirty else ''}"
+
+
 def machine() -> str:
     return (f"nproc={os.cpu_count()} python={platform.python_version()} "
-            f"sqlite={sqlite3.sqlite_version} platform={platform.platform()}")
+            f"sqlite={sqlite3.sqlite_version} platform={platform.platform()} code={code_version()}")
 
 
 def peak_rss_mb() -> float:
@@ -54,8 +67,8 @@ def summary(samples: list[float], scale: float = 1e3, unit: str = "ms") -> str:
 
 
 @contextlib.contextmanager
-def temp_dir(prefix: str = "wf_bench_"):
-    path = tempfile.mkdtemp(prefix=prefix)
+def temp_dir(prefix: str = "wf_bench_", parent: str | None = None):
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         yield Path(path)
     finally:

@@ -197,8 +197,8 @@ def run(url: str, path: str | None, args) -> None:
                 s.ConversationRow.select(s.ConversationRow.id).where(
                     s.ConversationRow.status == "active"
                 ).order_by(s.ConversationRow.id).limit(extra))).execute()
-        text = profile(lambda: host.sweep(now + timedelta(minutes=1)), top=args.profile)
-        print(f"\n  cProfile of a sweep ending {rows} conversations (top {args.profile} by tottime):")
+        text = profile(lambda: host.sweep(now + timedelta(minutes=1)), top=args.profile, sort="cumtime")
+        print(f"\n  cProfile of a sweep ending {rows} conversations (top {args.profile} by cumulative time):")
         print(text)
 
     samples, ended = time_noop_sweeps(host, now + timedelta(seconds=1), args.repeat)

@@ -186,3 +186,42 @@ def test_serve_demo_runs_a_whole_funnel_offline(tmp_path):
                   "conversation 1: completed (completed); captured {'email': 'ada@example.com'}"]:
         assert piece in out
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unreachable_database_is_one_line(run, tmp_path):
+    (tmp_path / "plugin.yaml").write_text(
+        "database: postgresql://postgres:hunter2@127.0.0.1:1/nope\n")
+    result = run("sweep")
+    assert result.exit_code == 1
+    assert len(result.output.splitlines()) == 1
+    assert result.output.startswith("error: cannot connect to the database "
+                                    "postgresql://postgres:***@127.0.0.1:1/nope: ")
+    assert "hunter2" not in result.output
+
+
+def test_serve_on_a_port_in_use_is_one_line(run, tmp_path, monkeypatch):
+    import socket
+
+    (tmp_path / "plugin.yaml").write_text(f"database: sqlite:///{tmp_path / 'x.db'}\nfunnels: []\n")
+    assert run("db", "upgrade").exit_code == 0
+    monkeypatch.setenv("WHOP_API_KEY", "k")
+    monkeypatch.setenv("WHOP_WEBHOOK_SECRET", "ws_x")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--port", port)
+    assert result.exit_code == 1
+    assert result.output == (f"error: cannot listen on 127.0.0.1:{port}: Address already in use "
+                             "(server.host/server.port in plugin.yaml, or --host/--port)\n")
+
+
+def test_serve_without_the_webhook_secret_names_the_variable(run, tmp_path, monkeypatch):
+    (tmp_path / "plugin.yaml").write_text(f"database: sqlite:///{tmp_path / 'x.db'}\nfunnels: []\n")
+    run("db", "upgrade")
+    monkeypatch.delenv("WHOP_WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("WHOP_API_KEY", "k")
+    result = run("serve")
+    assert result.exit_code == 1
+    assert result.output == ("error: environment variable WHOP_WEBHOOK_SECRET is not set (named by "
+                             "whop.webhook_secret_env in plugin.yaml)\n")

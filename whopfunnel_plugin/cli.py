@@ -13,7 +13,7 @@ import click
 from .catalog import check_paths
 from .clock import FixedClock, SystemClock
 from .config import Config, find_config, load_config
-from .errors import FunnelError, WhopFunnelError
+from .errors import ConfigError, FunnelError, WhopFunnelError
 
 
 def _config_option(fn):
@@ -196,7 +196,18 @@ def serve(demo, host, port) -> None:
     from .plugins import make_plugin_manager
     from .server import build_service
 
-    service = build_service(make_plugin_manager(current_config()), host=host, port=port)
+    pm = make_plugin_manager(current_config())
+    try:
+        service = build_service(pm, host=host, port=port)
+    except OSError as exc:
+        pm.runtime.close()
+        config = current_config()
+        where = f"{host or config.host}:{config.port if port is None else port}"
+        raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc} "
+                          "(server.host/server.port in plugin.yaml, or --host/--port)") from None
+    except BaseException:
+        pm.runtime.close()
+        raise
     service.install_signal_handlers()
     click.echo(f"whopfunnel serving POST {service.url}/webhooks/whop (Ctrl-C stops)", err=True)
     service.run()

@@ -23,6 +23,7 @@ from peewee import (
     DateTimeField,
     ForeignKeyField,
     IntegerField,
+    InterfaceError,
     Model,
     OperationalError,
     ProgrammingError,
@@ -251,6 +252,12 @@ def redact_url(url: str) -> str:
     return url
 
 
+def redact_text(text: str, url: str) -> str:
+    """A driver's message with the URL's password taken out, should it repeat it."""
+    password = urlparse(url).password
+    return text.replace(password, "***") if password else text
+
+
 class Store:
     """One database. `tenant(experience_id)` gives the scoped view every request uses."""
 
@@ -267,6 +274,15 @@ class Store:
         if not self.db.is_closed():
             self.db.close()
 
+    def connect(self) -> None:
+        """Open this thread's connection; a server that is down is one clear StorageError."""
+        try:
+            self.db.connect(reuse_if_open=True)
+        except (OperationalError, InterfaceError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageError(f"cannot connect to the database {redact_url(self.url)}: "
+                               f"{redact_text(reason, self.url)}") from None
+
     def atomic(self):
         return self.db.atomic()
 
@@ -274,6 +290,7 @@ class Store:
 
     def schema_version(self) -> int | None:
         """The recorded schema version; None for a database without our schema."""
+        self.connect()
         try:
             row = SchemaInfo.get_or_none(SchemaInfo.key == "schema_version")
         except (OperationalError, ProgrammingError):
