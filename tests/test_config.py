@@ -89,6 +89,11 @@ def test_the_spec_example_loads(tmp_path):
     ("timeouts:\n  conversation: 1h\n  reminder: 2h\n", "plugin.yaml:3:13: timeouts.reminder must be "
      "shorter than timeouts.conversation, or the reminder would never be sent"),
     ("- a\n", "plugin.yaml:1:1: plugin.yaml must be a mapping of settings"),
+    ("timeouts:\n  conversation: 0s\n", "plugin.yaml:2:17: timeouts.conversation: must be longer "
+     "than zero"),
+    ("timeouts:\n  sweep_every: 0\n", "plugin.yaml:2:16: timeouts.sweep_every: must be longer than zero"),
+    ("whop:\n  poll_budget: 0\n", "plugin.yaml:2:16: whop.poll_budget must be a whole number of at "
+     "least 1, not 0"),
 ])
 def test_configuration_errors(tmp_path, text, expected):
     assert error(tmp_path, text) == [expected]

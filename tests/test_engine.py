@@ -143,7 +143,8 @@ def test_custom_ladder_with_notify_once_goto_and_handoff():
     assert five.messages == ("Handing over.",)
     assert five.state.status == "handed_off"
     assert five.state.end_reason == "handoff"
-    assert five.effects == (Ended("handed_off", "handoff"),)  # already notified once
+    # a handoff always tells the owner, even after an earlier notify_owner step
+    assert five.effects == (NotifyOwner("handoff", "help"), Ended("handed_off", "handoff"))
 
 
 def test_on_invalid_can_replace_the_message_or_the_step(onboarding):

@@ -396,3 +396,29 @@ def test_load_funnel_raises_with_every_error(tmp_path):
     assert len(info.value.problems) == 2
     assert info.value.file == str(path)
     assert info.value.line == 1
+
+
+def test_an_escalation_goto_back_to_its_own_block_is_refused():
+    text = GOOD.replace("    options:\n", "    escalation:\n      - {message: again, goto: ask}\n"
+                        "    options:\n", 1)
+    assert problems(text) == ["f.yaml:4:3: escalation gotos loop ('ask' -> 'ask'): a member who keeps "
+                              "answering wrongly would never reach an end"]
+
+
+def test_escalation_gotos_between_two_blocks_are_refused():
+    text = """\
+    id: pingpong
+    start: a
+    blocks:
+      a:
+        message: A?
+        escalation: [{message: to b, goto: b}]
+        options: [{text: x, next: end}]
+      b:
+        message: B?
+        escalation: [{message: to a, goto: a}]
+        options: [{text: y, next: end}]
+      end: {type: end, message: bye}
+    """
+    assert problems(text) == ["f.yaml:4:3: escalation gotos loop ('a' -> 'b' -> 'a'): a member who "
+                              "keeps answering wrongly would never reach an end"]

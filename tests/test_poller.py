@@ -199,3 +199,20 @@ def test_one_dm_in_a_shared_channel_advances_one_conversation(make_pm, fake):
     blocks = sorted(conversation("user_1", exp).block for exp in ("exp_a", "exp_b"))
     assert blocks == ["email", "welcome"]  # the webhook path routes it to one of them
     assert s.InteractionRow.select().count() == 1
+
+
+def test_a_dm_taken_by_one_tenant_is_not_processed_again_by_another(make_pm, fake):
+    pm = make_pm()
+    join(pm, "user_1", "exp_a")
+    join(pm, "user_1", "exp_b")
+    envelope = fake.member_says("user_1", "2", company_id="biz_1")
+    message_id = envelope["data"]["message"]["id"]
+    # the webhook path routed it to exp_b, which it ends ("Just exploring" -> goodbye)
+    out = pm.hook.on_message(message=MessageReceived(experience_id="exp_b", user_id="user_1",
+                                                     message_id=message_id, text="2"))
+    assert [o.status for o in out if o is not None] == ["ended"]
+    # the poller now sees the same message; route_dm would pick exp_a, but it is a duplicate
+    Poller(pm, bot_user_id=fake.bot_user["id"]).run_once()
+    assert conversation("user_1", "exp_a").block == "welcome"
+    assert conversation("user_1", "exp_a").status == "active"
+    assert [(r.experience_id, r.text) for r in s.InteractionRow.select()] == [("exp_b", "2")]

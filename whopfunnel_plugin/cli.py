@@ -140,18 +140,16 @@ def chat(funnel_file, db_path, user_id, user_name, experience_id) -> None:
 @_config_option
 def sweep(now_text) -> None:
     """End expired conversations once and print how many per tenant."""
-    from .host import Host
-    from .store import Store
+    from .plugins import make_plugin_manager
 
-    config = current_config()
     clock = FixedClock(_parse_now(now_text)) if now_text else SystemClock()
-    store = Store(config.database_url())
+    # The real manager: plugins' on_timeout / on_conversation_end and the owner notifier
+    # run for what this sweep ends, as they would inside `whopfunnel serve`.
+    pm = make_plugin_manager(current_config(), clock=clock)
     try:
-        store.check_schema()
-        result = Host(store, {}, clock=clock, timeout=config.timeout,
-                      reminder=config.reminder).sweep()
+        result = pm.runtime.host.sweep()
     finally:
-        store.close()
+        pm.runtime.close()
     for experience_id, count in sorted(result.ended.items()):
         click.echo(f"{experience_id}: ended {_plural(count, 'conversation')}")
     click.echo(f"total: ended {_plural(result.total, 'conversation')}, "

@@ -22,7 +22,7 @@ from .yamlsource import Document, YList, YMap, load_bytes
 TOP_KEYS = ("name", "version", "description", "database", "funnels", "routes", "whop",
             "timeouts", "escalation", "server", "plugins")
 WHOP_KEYS = ("base_url", "api_key_env", "webhook_secret_env", "bot_user_id_env", "poll_every",
-             "api_version_date")
+             "poll_budget", "api_version_date")
 TIMEOUT_KEYS = ("conversation", "reminder", "sweep_every")
 SERVER_KEYS = ("host", "port")
 ROUTE_KEYS = ("product", "experience", "company", "funnel", "default")
@@ -54,7 +54,7 @@ class Config:
     name: str = "whopfunnel"
     version: str = "0.1.0"
     database: str = "sqlite:///whopfunnel.db"
-    funnels: tuple[str, ...] = ("funnels",)
+    funnels: tuple[str, ...] | None = None  # None: ./funnels next to plugin.yaml, if present
     routes: tuple[Route, ...] = ()
     base_url: str = "https://api.whop.com/api/v1"
     api_key_env: str = "WHOP_API_KEY"
@@ -62,6 +62,7 @@ class Config:
     bot_user_id_env: str = "WHOP_BOT_USER_ID"
     api_version_date: str | None = None
     poll_every: int = 10
+    poll_budget: int = 60  # polling requests per minute, at most
     timeout: int = 24 * 3600
     reminder: int | None = None
     sweep_every: int = 3600
@@ -90,6 +91,9 @@ class Config:
 
     def funnel_paths(self) -> list[Path]:
         base = Path(self.path).parent if self.path else Path.cwd()
+        if self.funnels is None:
+            default = base / "funnels"
+            return [default] if default.is_dir() else []
         return [p if p.is_absolute() else base / p for p in map(Path, self.funnels)]
 
 
@@ -140,16 +144,27 @@ def _text(doc, m: YMap, key: str, where: str, default):
     return m[key]
 
 
-def _duration(doc, m: YMap, key: str, where: str, default, allow_none=False):
+def _duration(doc, m: YMap, key: str, where: str, default, allow_none=False, allow_zero=False):
     if key not in m:
         return default
     if m[key] is None and allow_none:
         return None
     try:
-        return parse_duration(m[key])
+        value = parse_duration(m[key])
+        if value == 0 and not allow_zero:
+            raise ValueError("must be longer than zero")
+        return value
     except ValueError as exc:
         doc.problem(m.where(key), f"{where}{key}: {exc}")
         return default
+
+
+def _count(doc, m: YMap, key: str, default: int) -> int:
+    value = m.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        doc.problem(m.where(key), f"whop.{key} must be a whole number of at least 1, not {value!r}")
+        return default
+    return value
 
 
 def _env_name(doc, m: YMap, key: str, default: str) -> str:
@@ -173,12 +188,13 @@ def _build(doc: Document) -> Config | None:
     whop = _section(doc, data, "whop", WHOP_KEYS)
     timeouts = _section(doc, data, "timeouts", TIMEOUT_KEYS)
     server = _section(doc, data, "server", SERVER_KEYS)
-    funnels = data.get("funnels", "funnels")
+    funnels = data.get("funnels")
     if isinstance(funnels, str):
         funnels = [funnels]
-    if not isinstance(funnels, list) or not all(isinstance(f, str) for f in funnels):
+    if funnels is not None and (not isinstance(funnels, list)
+                                or not all(isinstance(f, str) for f in funnels)):
         doc.problem(data.where("funnels"), "funnels must be a directory or a list of files")
-        funnels = list(d.funnels)
+        funnels = None
     port = server.get("port", d.port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         doc.problem(server.where("port"), f"server.port must be a port number, not {port!r}")
@@ -205,12 +221,14 @@ def _build(doc: Document) -> Config | None:
     return Config(
         path=doc.file, name=_text(doc, data, "name", "", d.name),
         version=str(data.get("version", d.version)), database=database,
-        funnels=tuple(funnels), routes=_routes(doc, data), base_url=base_url.rstrip("/"),
+        funnels=None if funnels is None else tuple(funnels), routes=_routes(doc, data),
+        base_url=base_url.rstrip("/"),
         api_key_env=_env_name(doc, whop, "api_key_env", d.api_key_env),
         webhook_secret_env=_env_name(doc, whop, "webhook_secret_env", d.webhook_secret_env),
         bot_user_id_env=_env_name(doc, whop, "bot_user_id_env", d.bot_user_id_env),
         api_version_date=_text(doc, whop, "api_version_date", "whop.", None),
-        poll_every=_duration(doc, whop, "poll_every", "whop.", d.poll_every),
+        poll_every=_duration(doc, whop, "poll_every", "whop.", d.poll_every, allow_zero=True),
+        poll_budget=_count(doc, whop, "poll_budget", d.poll_budget),
         timeout=timeout, reminder=reminder,
         sweep_every=_duration(doc, timeouts, "sweep_every", "timeouts.", d.sweep_every),
         ladders=_ladders(doc, data), host=_text(doc, server, "host", "server.", d.host),

@@ -162,8 +162,12 @@ class Engine:
                 return self._decide(state, out, seen)
         else:  # input: validation failures escalate like invalid choices
             try:
-                value = inputs.resolve(block.input, self.validators)(text)
-            except (ValueError, TypeError):
+                validator = inputs.resolve(block.input, self.validators)
+            except KeyError:  # its plugin is gone: take the reply as text, don't strand anyone
+                validator = inputs.text
+            try:
+                value = validator(text)
+            except Exception:  # noqa: BLE001 - a plugin's validator failing is a "no", not a crash
                 value = None
             if value is not None:
                 variables = dict(state.variables)
@@ -267,7 +271,9 @@ class Engine:
         out.say(text)
 
     def _notify(self, state: State, block_id: str, reason: str, out: _Out) -> State:
-        if state.owner_notified:
+        # notify_owner steps tell the owner once per conversation; a handoff always does
+        # (it ends the conversation, so it happens once too): the member was promised it.
+        if reason == "notify_owner" and state.owner_notified:
             return state
         out.effects.append(NotifyOwner(reason, block_id))
         return replace(state, owner_notified=True)

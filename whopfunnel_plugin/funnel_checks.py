@@ -38,6 +38,7 @@ def check(doc: Document, funnel: Funnel, validators: set[str], template_vars: se
             doc.problem(block_pos(bid), f"block {bid!r} is unreachable from start block "
                         f"{funnel.start!r}")
     _check_endings(doc, funnel, edges, reachable, block_pos)
+    _check_ladder_loops(doc, funnel, block_pos)
     for bid, block in funnel.blocks.items():
         _check_options(doc, block, raw(bid))
         _check_input(doc, block, raw(bid), validators)
@@ -114,6 +115,27 @@ def _check_endings(doc, funnel: Funnel, edges, reachable: set[str], block_pos) -
         names = ", ".join(repr(b) for b in stuck)
         doc.problem(block_pos(stuck[0]), f"no end, handoff or link block can be reached from "
                     f"{'block' if len(stuck) == 1 else 'blocks'} {names}: they loop forever")
+
+
+def _check_ladder_loops(doc, funnel: Funnel, block_pos) -> None:
+    """A ladder's last step must end or move the conversation: a `goto` that leads (via
+    other exhausted ladders) back to where it started would escalate forever."""
+    last_goto = {}
+    for bid, block in funnel.blocks.items():
+        ladder = funnel.ladder(bid) if block.waits else ()
+        if ladder and ladder[-1].goto in funnel.blocks:
+            last_goto[bid] = ladder[-1].goto
+    reported: set[str] = set()
+    for start in last_goto:
+        path, here = [start], last_goto[start]
+        while here in last_goto and here not in path:
+            path.append(here)
+            here = last_goto[here]
+        if here == start and not reported & set(path):
+            reported |= set(path)
+            loop = " -> ".join(repr(b) for b in [*path, start])
+            doc.problem(block_pos(start), f"escalation gotos loop ({loop}): a member who keeps "
+                        "answering wrongly would never reach an end")
 
 
 def _check_options(doc: Document, block: Block, raw: YMap) -> None:

@@ -62,7 +62,8 @@ def on_owner_notify(conversation, reason, block, last_replies):
 
     ``reason`` is ``"notify_owner"`` (an escalation step) or ``"handoff"``, ``block``
     the block id the member was on, ``last_replies`` the member's last few messages,
-    oldest first. Fires at most once per conversation. The return value is ignored.
+    oldest first. Fires for the first notify_owner step of a conversation and for its
+    handoff, if any. The return value is ignored.
     """
 
 

@@ -244,8 +244,10 @@ class Host:
     def _message(self, event: MessageReceived):
         now = self.clock.now()
         tenant = self.store.tenant(event.experience_id)
-        if tenant.messages().where(s.MessageRow.whop_message_id == event.message_id).exists():
-            return Outcome("duplicate"), []
+        m = s.MessageRow
+        if m.select(m.id).where((m.whop_message_id == event.message_id)
+                                & (m.direction == "in")).exists():
+            return Outcome("duplicate"), []  # in any tenant: a DM is processed once, once only
         conv = tenant.active(event.user_id, lock=True)
         if conv is not None and event.channel_id and conv.channel_id not in (None, event.channel_id):
             conv = None  # a DM from another channel never lands in this conversation

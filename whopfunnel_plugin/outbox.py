@@ -22,9 +22,12 @@ from . import store as s
 from .errors import WhopAPIError
 
 log = logging.getLogger("whopfunnel.outbox")
-CLAIM = timedelta(seconds=60)
+# A claim must outlast one whole send (open channel, send, maybe a notification, each
+# with the client's retries and Retry-After waits), or a second worker would send too.
+CLAIM = timedelta(minutes=10)
 MAX_BACKOFF = timedelta(hours=1)
 OPEN = ("pending", "failed")
+LANES = ("member", "owner")  # each conversation has two queues: to the member, to the owner
 
 
 @dataclass
@@ -47,11 +50,11 @@ class Dispatcher:
         """Deliver every due message (one pass), conversation by conversation."""
         now = self.clock.now()
         m, older = s.MessageRow, s.MessageRow.alias()
-        # Only each conversation's oldest unsent message can go; the ones queued behind
-        # a failing head must not fill the batch and starve other conversations.
+        # Only the oldest unsent message of each queue can go; the ones queued behind a
+        # failing head must not fill the batch and starve other conversations.
         head = ~fn.EXISTS(older.select(older.id).where(
-            (older.conversation == m.conversation) & (older.direction == "out")
-            & (older.status.in_(OPEN)) & (older.id < m.id)))
+            (older.conversation == m.conversation) & (older.recipient == m.recipient)
+            & (older.direction == "out") & (older.status.in_(OPEN)) & (older.id < m.id)))
         due = (m.select(m.conversation).where(
             (m.direction == "out") & (m.status.in_(OPEN)) & (m.next_attempt_at <= now) & head)
             .order_by(m.id).limit(self.batch_size))
@@ -63,50 +66,78 @@ class Dispatcher:
         return result
 
     def deliver(self, conversation_id: int) -> DeliveryResult:
-        """Send a conversation's pending messages in order until one fails or is not due."""
+        """Send a conversation's queued messages in order, each queue until one fails."""
         result = DeliveryResult()
         m = s.MessageRow
-        while True:
-            now = self.clock.now()
-            head = (m.select().where((m.conversation == conversation_id) & (m.direction == "out")
-                                     & (m.status.in_(OPEN))).order_by(m.id).first())
-            if head is None or head.next_attempt_at > now or not self._claim(head, now):
-                return result
-            if self._send(head, now):
-                result.sent += 1
-            else:
-                result.failed += 1
-                return result
+        for lane in LANES:
+            while True:
+                now = self.clock.now()
+                head = (m.select().where((m.conversation == conversation_id) & (m.recipient == lane)
+                                         & (m.direction == "out") & (m.status.in_(OPEN)))
+                        .order_by(m.id).first())
+                claim = self._claim(head, now) if head and head.next_attempt_at <= now else None
+                if claim is None:
+                    break
+                if self._send(head, claim):
+                    result.sent += 1
+                else:
+                    result.failed += 1
+                    break
+        return result
 
-    def _claim(self, message: s.MessageRow, now: datetime) -> bool:
+    def _claim(self, message: s.MessageRow, now: datetime) -> datetime | None:
+        """Take the message for one send; the claim's expiry doubles as its token."""
         m = s.MessageRow
-        return m.update(next_attempt_at=now + CLAIM).where(
+        until = now + CLAIM
+        taken = m.update(next_attempt_at=until).where(
             (m.id == message.id) & (m.next_attempt_at == message.next_attempt_at)
             & (m.status.in_(OPEN))).execute() == 1
+        return until if taken else None
 
-    def _send(self, message: s.MessageRow, now: datetime) -> bool:
+    def _send(self, message: s.MessageRow, claim: datetime) -> bool:
         conv = s.ConversationRow.get_by_id(message.conversation_id)
         try:
-            channel_id = conv.channel_id
-            if channel_id is None:
-                channel_id = self.client.open_dm_channel(conv.user_id, conv.company_id)
-                c = s.ConversationRow
-                c.update(channel_id=channel_id).where(
-                    (c.id == conv.id) & (c.channel_id.is_null())).execute()
-            sent = self.client.send_message(channel_id, message.text,
-                                            idempotency_key=message.idempotency_key)
+            if message.recipient == "owner":
+                sent = self._send_to_owner(conv, message)
+            else:
+                sent = self._send_to_member(conv, message)
         except WhopAPIError as exc:
-            self._failed(message, conv, str(exc).splitlines()[0][:500], now)
+            self._failed(message, conv, str(exc).splitlines()[0][:500], claim)
             return False
-        self.store.tenant(conv.experience_id).mark_sent(message, sent.get("id"), self.clock.now())
+        self.store.tenant(conv.experience_id).mark_sent(message, sent.get("id"),
+                                                        self.clock.now(), claim=claim)
         return True
 
-    def _failed(self, message: s.MessageRow, conv, error: str, now: datetime) -> None:
+    def _send_to_member(self, conv, message) -> dict:
+        channel_id = conv.channel_id
+        if channel_id is None:
+            channel_id = self.client.open_dm_channel(conv.user_id, conv.company_id)
+            c = s.ConversationRow
+            c.update(channel_id=channel_id).where(
+                (c.id == conv.id) & (c.channel_id.is_null())).execute()
+        return self.client.send_message(channel_id, message.text,
+                                        idempotency_key=message.idempotency_key)
+
+    def _send_to_owner(self, conv, message) -> dict:
+        """The owner's DM (and the Whop notification): a resend after a failed notification
+        reuses the DM's Idempotency-Key, so the owner still gets one DM."""
+        owner = self.client.company_owner_id(conv.company_id)
+        channel_id = self.client.open_dm_channel(owner, conv.company_id)
+        self.client.send_message(channel_id, message.text, idempotency_key=message.idempotency_key)
+        if message.title:
+            self.client.post_notification(conv.company_id, message.title,
+                                          message.text.splitlines()[0], user_ids=[owner])
+        return {"id": None}  # the member's stored message ids stay the member's own
+
+    def _failed(self, message: s.MessageRow, conv, error: str, claim: datetime) -> None:
+        now = self.clock.now()
         attempts = message.attempts + 1
         delay = min(timedelta(seconds=5 * 2 ** min(attempts, 20)), MAX_BACKOFF)
         status = "failed" if attempts >= self.alert_after else "pending"
-        s.MessageRow.update(attempts=attempts, last_error=error, status=status,
-                            next_attempt_at=now + delay).where(s.MessageRow.id == message.id).execute()
+        m = s.MessageRow
+        m.update(attempts=attempts, last_error=error, status=status,
+                 next_attempt_at=now + delay).where(
+            (m.id == message.id) & (m.next_attempt_at == claim)).execute()
         log.warning("message %s for conversation %s not delivered (attempt %d, retry in %ds): %s",
                     message.id, conv.id, attempts, delay.total_seconds(), error)
         if attempts == self.alert_after and self.on_failed is not None:

@@ -33,7 +33,12 @@ class PluginManager(pluggy.PluginManager):
         self.runtime = None  # set by make_plugin_manager: store, host, client, dispatcher
 
     def register(self, plugin, name=None):
-        name = super().register(plugin, name)
+        try:
+            name = super().register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            # e.g. an implementation naming a parameter the hook does not have
+            raise ConfigError(f"plugin {exc.plugin_name or name!r} cannot be loaded: "
+                              f"{str(exc).splitlines()[0]}") from None
         if name is not None and not name.startswith(BUILTIN_PREFIX):
             for caller in self.get_hookcallers(plugin) or ():
                 for impl in caller.get_hookimpls():

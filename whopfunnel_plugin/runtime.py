@@ -93,10 +93,7 @@ class Runtime:
         clock = clock or SystemClock()
         extra = plugin_context(pm)
         validators, names = extra["validators"], extra["template_vars"]
-        paths = config.funnel_paths()
-        if config.path is None and not any(p.exists() for p in paths):
-            paths = []  # no plugin.yaml and no ./funnels: a bare host (plugins listing, tests)
-        funnels = load_all(paths, ladders=config.ladders, validators=validators,
+        funnels = load_all(config.funnel_paths(), ladders=config.ladders, validators=validators,
                            template_vars=names)
         check_routes(config, funnels)
         store = Store(config.database_url(environ))

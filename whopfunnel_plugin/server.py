@@ -204,7 +204,7 @@ def wire(pm, environ=None):
     jobs.every(1, "outbox", runtime.dispatcher.run_once, urgent=True)
     jobs.every(1, "hooks", runtime.host.fire_due, urgent=True)
     if config.poll_every:
-        poller = Poller(pm, bot_user_id=bot_user_id)
+        poller = Poller(pm, bot_user_id=bot_user_id, requests_per_minute=config.poll_budget)
         jobs.every(config.poll_every, "poll", poller.run_once)
     jobs.every(config.sweep_every, "sweep", runtime.host.sweep)
     app = WebhookApp(pm, secret=secret, bot_user_id=bot_user_id, on_commit=jobs.wake)

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 from peewee import (
     BooleanField,
     CharField,
+    DatabaseError,
     DatabaseProxy,
     DateTimeField,
     ForeignKeyField,
@@ -113,6 +114,7 @@ class ConversationRow(BaseModel):
         table_name = "conversations"
         indexes = (
             (("experience_id", "active_user"), True),
+            (("active_user", "last_activity"), False),  # routing a DM across tenants
             (("experience_id", "user_id"), False),
             (("status", "expires_at"), False),
             (("status", "reminder_sent", "last_activity"), False),
@@ -129,6 +131,8 @@ class MessageRow(BaseModel):
     whop_message_id = CharField(max_length=ID, null=True)
     text = TextField()
     status = CharField(max_length=16)  # in: received | unrouted; out: pending | sent | failed
+    recipient = CharField(max_length=8, default="member")  # out: member | owner
+    title = CharField(max_length=255, null=True)  # owner messages: the Whop notification title
     attempts = IntegerField(default=0)
     next_attempt_at = UTCDateTime(null=True)
     idempotency_key = CharField(max_length=64, null=True, unique=True)
@@ -139,8 +143,11 @@ class MessageRow(BaseModel):
     class Meta:
         table_name = "messages"
         indexes = (
-            (("experience_id", "whop_message_id"), True),
+            # Whop message ids are global: one DM must never be processed by two tenants
+            # (a member's DM channel can be shared by experiences of one company).
+            (("whop_message_id",), True),
             (("status", "next_attempt_at"), False),
+            (("conversation", "recipient", "direction", "status"), False),
         )
 
 
@@ -215,7 +222,10 @@ _FIELD_TYPES = {
 
 
 def engine_of(url: str) -> str:
-    scheme = urlparse(url).scheme.split("+")[0]
+    try:
+        scheme = urlparse(url).scheme.split("+")[0]
+    except ValueError as exc:
+        raise StorageError(f"bad database URL: {exc}") from None
     if scheme in ("postgres", "postgresql", "postgresext", "postgresqlext", "psycopg3"):
         return "postgres"
     if scheme in ("mysql", "mariadb", "mariadbconnector", "mysqlconnector"):
@@ -238,23 +248,33 @@ def open_database(url: str):
             "foreign_keys": 1,
         })
     if kind == "mysql":
-        kwargs.setdefault("charset", "utf8mb4")
+        # READ COMMITTED, as on PostgreSQL: a row another transaction just committed (a
+        # funnel version, a conversation) is visible to our next read, not hidden by
+        # REPEATABLE READ's snapshot.
+        kwargs.update(charset="utf8mb4",
+                      init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     try:
         return connect(url, **kwargs)
     except Exception as exc:  # playhouse raises bare errors for unknown schemes/drivers
-        raise StorageError(f"cannot open database {redact_url(url)}: {exc}") from None
+        raise StorageError(f"cannot open database {redact_url(url)}: "
+                           f"{redact_text(str(exc), url)}") from None
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlparse(url).password
+    except ValueError:
+        return None
 
 
 def redact_url(url: str) -> str:
-    parts = urlparse(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    password = _password(url)
+    return url.replace(f":{password}@", ":***@") if password else url
 
 
 def redact_text(text: str, url: str) -> str:
     """A driver's message with the URL's password taken out, should it repeat it."""
-    password = urlparse(url).password
+    password = _password(url)
     return text.replace(password, "***") if password else text
 
 
@@ -278,7 +298,7 @@ class Store:
         """Open this thread's connection; a server that is down is one clear StorageError."""
         try:
             self.db.connect(reuse_if_open=True)
-        except (OperationalError, InterfaceError) as exc:
+        except (OperationalError, InterfaceError, DatabaseError, TypeError, ValueError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise StorageError(f"cannot connect to the database {redact_url(self.url)}: "
                                f"{redact_text(reason, self.url)}") from None
@@ -297,6 +317,8 @@ class Store:
             if self.db.in_transaction():
                 self.db.rollback()
             return None
+        except DatabaseError as exc:  # e.g. SQLite: "file is not a database"
+            raise StorageError(f"cannot use the database {redact_url(self.url)}: {exc}") from None
         return int(row.value) if row else None
 
     def upgrade(self) -> tuple[int, int]:
@@ -334,7 +356,7 @@ class Store:
         is routed only when the member has a single active conversation, not yet bound.
         """
         c = ConversationRow
-        rows = list(c.select().where((c.status == "active") & (c.user_id == user_id))
+        rows = list(c.select().where(c.active_user == user_id)
                     .order_by(c.last_activity.desc(), c.id.desc()).limit(50))
         bound = [r for r in rows if channel_id and r.channel_id == channel_id]
         if bound:
@@ -403,12 +425,17 @@ class Tenant:
 
     def pending_outbound(self, conversation_id: int | None = None):
         """The outbox, oldest first: the order members must receive messages in."""
-        query = self.messages(conversation_id).where(
-            (MessageRow.direction == "out") & (MessageRow.status == "pending"))
-        return query
+        return self.messages(conversation_id).where(
+            (MessageRow.direction == "out") & (MessageRow.status == "pending")
+            & (MessageRow.recipient == "member"))
 
-    def mark_sent(self, message: MessageRow, whop_message_id: str | None, now: datetime) -> None:
-        MessageRow.update(status="sent", whop_message_id=whop_message_id, sent_at=now,
-                          attempts=MessageRow.attempts + 1).where(
-            (MessageRow.id == message.id) & (MessageRow.experience_id == self.experience_id)
-        ).execute()
+    def mark_sent(self, message: MessageRow, whop_message_id: str | None, now: datetime,
+                  claim: datetime | None = None) -> None:
+        """Mark delivered; with `claim`, only if our claim still holds (a worker whose
+        lease ran out must not overwrite what the next one did)."""
+        m = MessageRow
+        where = (m.id == message.id) & (m.experience_id == self.experience_id)
+        if claim is not None:
+            where &= m.next_attempt_at == claim
+        m.update(status="sent", whop_message_id=whop_message_id, sent_at=now,
+                 attempts=m.attempts + 1).where(where).execute()

@@ -1,8 +1,9 @@
 """Tell the company owner: a DM through the Whop API plus a Whop notification.
 
-Fires from the pending-effects table, so it runs at most once per conversation under
-normal operation; if Whop is unreachable the call raises and is retried later, and the
-fixed Idempotency-Key keeps a retried DM from arriving twice.
+The hook only queues the message in the conversation's owner queue of the outbox (no
+network here), so it cannot fail halfway and is never re-run for a retry: the outbox
+dispatcher delivers it like any other message, retried with backoff, never dropped,
+with one fixed Idempotency-Key per notification.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from ..hookspecs import hookimpl
+from ..store import MessageRow
 
 log = logging.getLogger("whopfunnel.owner")
 
@@ -34,16 +36,18 @@ class OwnerNotifier:
 
     @hookimpl
     def on_owner_notify(self, conversation, reason, block, last_replies):
-        company = conversation.company_id
-        if not company:
+        if not conversation.company_id:
             log.warning("conversation %s has no company id; cannot find an owner to notify",
                         conversation.id)
             return
-        client = self.runtime.client
-        owner = client.company_owner_id(company)
-        text = owner_message(conversation, reason, block, last_replies)
-        channel = client.open_dm_channel(owner, company)
-        key = f"wf-owner-{conversation.experience_id}-{conversation.id}"[:64]
-        client.send_message(channel, text, idempotency_key=key)
-        title = "Member needs a person" if reason == "handoff" else "Member needs help"
-        client.post_notification(company, title, text.splitlines()[0], user_ids=[owner])
+        now = self.runtime.clock.now()
+        MessageRow.insert(
+            experience_id=conversation.experience_id, conversation=conversation.id,
+            direction="out", user_id=conversation.user_id, recipient="owner",
+            text=owner_message(conversation, reason, block, last_replies),
+            title="Member needs a person" if reason == "handoff" else "Member needs help",
+            status="pending", next_attempt_at=now, created_at=now,
+            # one row per (conversation, reason): a hook call repeated after a crash
+            # finds the row already there
+            idempotency_key=f"wf-owner-{conversation.id}-{reason}",
+        ).on_conflict_ignore().execute()
