@@ -451,3 +451,78 @@ def test_validate_and_chat_know_plugin_validators_and_variables(module_plugin, t
     assert chat.exit_code == 0, chat.output
     assert "bot> Hi USER_LOCAL! Your order number? We answer 9-17 CET." in chat.output
     assert "bot> Thanks, ORD-5 noted." in chat.output
+
+
+def test_the_owner_dm_waits_in_the_outbox_while_whop_is_down(recorder, fake, clock):
+    pm, plugin = recorder
+    join(pm)
+    fake.fail_next(100_000, status=503)
+    say(pm, "banana")
+    say(pm, "cherry")  # notify_owner: the hook fires once, the DM is queued
+    assert [c for c in plugin.calls if c[0] == "owner"] == [
+        ("owner", "notify_owner", "welcome", ("banana", "cherry"))]
+    owner_rows = [m for m in pm.runtime.store.tenant("exp_1").messages()
+                  if m.recipient == "owner"]
+    assert [(m.status, m.title) for m in owner_rows] == [("pending", "Member needs help")]
+    fake.clear_faults()
+    for _ in range(3):
+        clock.advance(hours=1)
+        pm.runtime.dispatcher.run_once()
+    owner = [m["content"] for m in fake.sent_messages(fake.channel_for("user_owner", "biz_1"))]
+    assert len(owner) == 1 and owner[0].endswith("> banana\n> cherry")
+    assert [n["title"] for n in fake.notifications] == ["Member needs help"]
+    assert len([c for c in plugin.calls if c[0] == "owner"]) == 1  # never re-run for a retry
+
+
+def test_a_validator_that_raises_is_an_invalid_reply(make_pm, module_plugin, fake, tmp_path):
+    pm = make_pm(f"plugins: [{module_plugin}]\n", funnels=(),
+                 routes=["{default: true, funnel: orders}"])
+    pm.runtime.host.validators["order_no"] = lambda text: (_ for _ in ()).throw(
+        ConnectionError("the order system is down"))
+    pm.runtime.host._engines.clear()
+    join(pm)
+    out = say(pm, "ORD-1")
+    assert [o.status for o in out if o is not None] == ["advanced"]
+    assert dms(fake)[-1] == "Hi USER_1! Your order number? We answer 9-17 CET."
+
+
+def test_a_plugin_with_a_wrong_hook_argument_is_one_clear_error(make_pm, tmp_path, monkeypatch):
+    name = f"wf_badarg_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "from whopfunnel_plugin import hookimpl\n\n@hookimpl\ndef on_message(msg):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        make_pm(f"plugins: [{name}]\n")
+    assert str(info.value).startswith(f"plugin '{name}' cannot be loaded: ")
+    assert "msg" in str(info.value)
+
+
+def test_whopfunnel_sweep_runs_the_plugins_hooks(module_plugin, tmp_path, clock, db_url_factory):
+    from click.testing import CliRunner
+
+    from whopfunnel_plugin.cli import cli
+    from whopfunnel_plugin.store import Store
+
+    url = db_url_factory("sqlite")
+    store = Store(url)
+    store.upgrade()
+    store.close()
+    log = tmp_path / "timeouts.log"
+    hook = tmp_path / "mods" / "wf_timeout_log.py"
+    hook.write_text("from whopfunnel_plugin import hookimpl\n\n@hookimpl\n"
+                    "def on_timeout(conversation):\n"
+                    f"    open({str(log)!r}, 'a').write(conversation.user_id + '\\n')\n")
+    (tmp_path / "plugin.yaml").write_text(
+        f"database: {url}\nplugins: [{module_plugin}, wf_timeout_log]\nroutes:\n"
+        "  - {default: true, experience: exp_1, funnel: orders}\n")
+    pm = make_plugin_manager(tmp_path / "plugin.yaml", environ={}, clock=clock, entrypoints=False)
+    try:
+        pm.runtime.inline_delivery = False
+        join(pm)
+    finally:
+        pm.runtime.close()
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path / "plugin.yaml"), "sweep", "--now",
+                                      "2099-01-01T00:00:00Z"])
+    assert result.exit_code == 0, result.output
+    assert "exp_1: ended 1 conversation" in result.output
+    assert log.read_text() == "user_1\n"

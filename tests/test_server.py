@@ -260,3 +260,46 @@ def test_dms_of_the_bot_and_of_strangers_are_ignored(world, fake, clock):
     assert stranger.json() == {"status": "ignored", "reason": "no route for company biz_1"}
     assert conversations() == [("exp_1", "active", None, "welcome")]
     assert s.MessageRow.select().where(s.MessageRow.direction == "in").count() == 0
+
+
+def test_a_join_redelivered_after_the_funnel_ended_is_a_no_op(world, fake, clock):
+    _, client, pm, *_ = world
+    envelope = fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada")
+    # the first delivery is processed, but our 200 never reaches Whop (as if we were killed
+    # before answering): the dedupe row was committed with the join, not after it
+    pm.hook.on_member_join(event=replace_event(envelope, fake))
+    assert dms(fake) == [WELCOME]
+    post(client, clock, fake.member_says("user_1", "2", company_id="biz_1"))  # ends it
+    again = post(client, clock, envelope)
+    assert again.json() == {"status": "duplicate"}
+    assert s.ConversationRow.select().count() == 1
+    assert dms(fake)[-1] == "Thanks for stopping by!"
+
+
+def replace_event(envelope, fake):
+    from whopfunnel_plugin import MemberJoined
+
+    return MemberJoined(experience_id="exp_1", user_id="user_1", company_id="biz_1",
+                        product_id="prod_1", user_name="Ada", delivery_id=envelope["id"])
+
+
+def test_webhook_joins_start_the_routed_funnel_even_with_experience_routes(make_pm, fake, clock):
+    # the experience-only route listed first must not override the product's route
+    pm = make_pm(routes=["{experience: exp_1, funnel: onboarding}",
+                         "{product: prod_q, experience: exp_1, funnel: qualification}"])
+    app = WebhookApp(pm, secret=SECRET, bot_user_id=fake.bot_user["id"])
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://wf.test") as client:
+        post(client, clock, fake.membership_activated("user_1", "prod_q", "biz_1", name="Ada"))
+    assert [(c.experience_id, c.funnel_id) for c in s.ConversationRow.select()] == [
+        ("exp_1", "qualification")]
+
+
+def test_serve_refuses_routes_without_an_experience(make_pm):
+    from whopfunnel_plugin.errors import ConfigError
+    from whopfunnel_plugin.server import wire
+
+    pm = make_pm(routes=["{product: prod_1, funnel: onboarding}"])
+    with pytest.raises(ConfigError) as info:
+        wire(pm, {"WHOP_WEBHOOK_SECRET": SECRET})
+    assert str(info.value).endswith("plugin.yaml:4:31: route 1 has no experience: webhook joins "
+                                    "need it to know the tenant")

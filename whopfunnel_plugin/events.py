@@ -15,6 +15,8 @@ class MemberJoined:
     company_id: str | None = None
     product_id: str | None = None
     user_name: str | None = None
+    funnel_id: str | None = None  # start this funnel; None: the plugin.yaml routes decide
+    delivery_id: str | None = None  # a webhook delivery id: processed with the join, once
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +38,7 @@ class MembershipEnded:
     user_id: str
     company_id: str | None = None
     product_id: str | None = None
+    delivery_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -133,7 +133,7 @@ class Host:
     # -- events ---------------------------------------------------------------------------
 
     def join(self, event: MemberJoined) -> Outcome:
-        funnel_id = self.route(event)
+        funnel_id = event.funnel_id or self.route(event)
         funnel = self.funnels.get(funnel_id) if funnel_id else None
         if funnel is None:
             log.warning("no funnel for member %s joining experience %s (product %s); add a route",
@@ -149,7 +149,8 @@ class Host:
         """End a member's active conversation from outside the funnel."""
         exp = event.experience_id if event else experience_id
         user = event.user_id if event else user_id
-        return self._run(lambda: self._end(exp, user, reason))
+        delivery = event.delivery_id if event else None
+        return self._run(lambda: self._end(exp, user, reason, delivery))
 
     def fire_due(self) -> int:
         """Fire every hook call that is due (deferred ones, and ones a crash left behind)."""
@@ -210,6 +211,8 @@ class Host:
 
     def _join(self, event: MemberJoined, funnel: Funnel):
         now = self.clock.now()
+        if self._seen(event.delivery_id, now):
+            return Outcome("duplicate"), []
         tenant = self.store.tenant(event.experience_id)
         effects: list[int] = []
         status = "started"
@@ -282,14 +285,27 @@ class Host:
         status = "ended" if decision.ended else "advanced"
         return Outcome(status, self.view_of(conv), decision.messages, decision), effects
 
-    def _end(self, experience_id: str, user_id: str, reason: str):
+    def _end(self, experience_id: str, user_id: str, reason: str, delivery_id=None):
         now = self.clock.now()
+        if self._seen(delivery_id, now):
+            return Outcome("duplicate"), []
         conv = self.store.tenant(experience_id).active(user_id, lock=True)
         if conv is None:
             return Outcome("inactive"), []
         decision = self._engine(conv.funnel_version_id).end(to_state(conv), "abandoned", reason)
         effects = self._apply(conv, decision, now)
         return Outcome("ended", self.view_of(conv), (), decision), effects
+
+    def _seen(self, delivery_id: str | None, now: datetime) -> bool:
+        """Record a webhook delivery in this transaction; True if it was processed before.
+        (A concurrent twin fails the insert; the retry then sees it.)"""
+        if not delivery_id:
+            return False
+        p = s.ProcessedEvent
+        if p.select(p.webhook_id).where(p.webhook_id == delivery_id).exists():
+            return True
+        p.insert(webhook_id=delivery_id, received_at=now).execute()
+        return False
 
     def _expire_batch(self, now: datetime):
         c = s.ConversationRow

@@ -37,8 +37,9 @@ class PluginManager(pluggy.PluginManager):
             name = super().register(plugin, name)
         except pluggy.PluginValidationError as exc:
             # e.g. an implementation naming a parameter the hook does not have
-            raise ConfigError(f"plugin {exc.plugin_name or name!r} cannot be loaded: "
-                              f"{str(exc).splitlines()[0]}") from None
+            label = name or getattr(plugin, "__name__", repr(plugin))
+            detail = " ".join(line.strip() for line in str(exc).splitlines()[1:]) or str(exc)
+            raise ConfigError(f"plugin {label!r} cannot be loaded: {detail}") from None
         if name is not None and not name.startswith(BUILTIN_PREFIX):
             for caller in self.get_hookcallers(plugin) or ():
                 for impl in caller.get_hookimpls():
@@ -69,7 +70,12 @@ class PluginManager(pluggy.PluginManager):
                 self.errors[(ep.name, "load")] += 1
                 log.exception("plugin %r (entry point %s) failed to load; skipped", ep.name, ep.value)
                 continue
-            self.register(plugin, name=ep.name)
+            try:
+                self.register(plugin, name=ep.name)
+            except ConfigError as exc:  # an installed package must not break every command
+                self.errors[(ep.name, "load")] += 1
+                log.error("%s; skipped", exc)
+                continue
             if ep.dist is not None:
                 self.versions[ep.name] = f"{ep.dist.name} {ep.dist.version}"
 

@@ -14,9 +14,11 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from . import store as s
 from . import webhooks
+from .errors import ConfigError
 from .events import MemberJoined, MembershipEnded, MessageReceived
 
 log = logging.getLogger("whopfunnel.server")
@@ -80,7 +82,14 @@ class WebhookApp:
         envelope = webhooks.parse(body, max_bytes=self.max_body)
         if s.ProcessedEvent.get_or_none(s.ProcessedEvent.webhook_id == delivery) is not None:
             return 200, {"status": "duplicate"}
-        event = webhooks.to_event(envelope, bot_user_id=self.bot_user_id, route=self._route)
+        chosen: dict = {}
+        event = webhooks.to_event(envelope, bot_user_id=self.bot_user_id,
+                                  route=lambda info: self._route(info, chosen))
+        if isinstance(event, (MemberJoined, MembershipEnded)):
+            # the join/end and its delivery id commit together: a redelivery is a no-op
+            event = replace(event, delivery_id=delivery)
+        if isinstance(event, MemberJoined) and chosen.get("funnel"):
+            event = replace(event, funnel_id=chosen["funnel"])  # routed once, here
         if isinstance(event, webhooks.Ignored):
             log.info("webhook %s (%s) ignored: %s", delivery, envelope.type, event.reason)
             answer = {"status": "ignored", "reason": event.reason}
@@ -102,7 +111,7 @@ class WebhookApp:
         outcome = next((r for r in results if hasattr(r, "status")), None)
         return outcome.status if outcome else "processed"
 
-    def _route(self, info: dict) -> str | None:
+    def _route(self, info: dict, chosen: dict) -> str | None:
         """The tenant for a delivery: a DM goes where its member's conversation is."""
         if info.get("experience_id"):
             return info["experience_id"]
@@ -114,7 +123,8 @@ class WebhookApp:
             company_id=info.get("company_id")))
         if route is None:
             return None
-        return route.experience or info.get("experience_id")
+        chosen["funnel"] = route.funnel
+        return route.experience
 
     def _health(self, start_response):
         try:
@@ -193,6 +203,11 @@ def wire(pm, environ=None):
 
     runtime = pm.runtime
     config = runtime.config
+    for i, route in enumerate(config.routes, start=1):
+        if route.experience is None and (route.product or route.company or route.default):
+            raise ConfigError(f"{config.path or 'plugin.yaml'}:{route.pos[0]}:{route.pos[1]}: "
+                              f"route {i} has no experience: webhook joins need it to know the "
+                              "tenant")
     env = runtime.environ if environ is None else environ
     secret = config.secret("webhook_secret_env", env)
     bot_user_id = env.get(config.bot_user_id_env) or None
