@@ -166,9 +166,13 @@ def test_sweep_rejects_a_bad_now(run):
     assert "'yesterday' is not an ISO 8601 time" in result.output
 
 
-def test_readme_first_command_is_real():
+def test_readme_set_up_is_the_two_commands_this_suite_checks():
     readme = (ROOT / "README.md").read_text()
-    assert "pip install -e '.[test]' && pytest" in readme
+    block = readme.split("## Set-up: two commands", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    assert block.splitlines() == ["pip install -e . && whopfunnel serve --demo",
+                                  "pip install -e '.[test]' && pytest"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "pip install --quiet -e '.[test]'" in ci and "\npytest\n" in ci
 
 
 def test_serve_demo_runs_a_whole_funnel_offline(tmp_path):

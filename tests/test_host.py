@@ -309,3 +309,16 @@ def test_two_concurrent_sweepers_fire_on_timeout_once_each(store, clock, calls):
     timeouts = [c for c in calls.calls if c[0] == "timeout"]
     assert len(timeouts) == 40
     assert len(set(timeouts)) == 40
+
+
+def test_one_database_per_process(db_url_factory):
+    from whopfunnel_plugin.errors import StorageError
+
+    first = s.Store(db_url_factory("sqlite"))
+    try:
+        with pytest.raises(StorageError, match="another database .* is open in this process"):
+            s.Store(db_url_factory("sqlite"))
+        s.Store(first.url)  # the same database again is fine
+    finally:
+        first.close()
+    s.Store(db_url_factory("sqlite")).close()  # after closing, another one is fine too

@@ -311,7 +311,7 @@ def test_a_failing_plugin_never_stops_the_funnel_or_other_plugins(recorder, fake
     assert kinds.count("join") == 2 and kinds.count("message") == 3
     assert "owner" in kinds and "timeout" in kinds and "end" in kinds
     for hook in ("on_member_join", "on_message", "on_invalid_response", "on_timeout",
-                 "on_conversation_end", "on_owner_notify"):
+                 "on_conversation_end", "on_owner_notify", "register_template_vars"):
         assert f"plugin 'exploding' failed in hook {hook}" in caplog.text
         assert pm.errors[("exploding", hook)] >= 1
 

@@ -149,7 +149,10 @@ def test_stop_starts_no_further_job(runner):
     runner.start()
     assert first.started.wait(WAIT)
     stopper = stop_in_background(runner, [])
-    stopper.join(0.2)
+    deadline = time.monotonic() + WAIT
+    while not runner._stop.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)  # until stop() has been called, however slow the machine
+    assert runner._stop.is_set()
     first.release.set()
     stopper.join(WAIT)
     assert first.finished == ["done"]

@@ -86,7 +86,10 @@ class ChatSession:
 
     def _flush(self) -> None:
         now = self.host.clock.now()
-        for message in self.tenant.pending_outbound():
+        row = self.tenant.latest(self.user_id)
+        if row is None:
+            return
+        for message in self.tenant.pending_outbound(row.id):
             self._show([message.text])
             self.tenant.mark_sent(message, None, now)
         for note in self.narrator.notes:

@@ -49,6 +49,8 @@ class Callbacks:
     def template_vars(self, conversation) -> dict:
         return {}
 
+    has_template_vars = False  # True when template_vars may return something
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -142,7 +144,13 @@ class Host:
         return self._run(lambda: self._join(event, funnel))
 
     def message(self, event: MessageReceived) -> Outcome:
-        return self._run(lambda: self._message(event))
+        # Plugins' template variables are gathered before the transaction, so no plugin
+        # code runs while the conversation row (or SQLite's write lock) is held for it.
+        extra: Mapping[str, object] = {}
+        if self.callbacks.has_template_vars:
+            current = self.store.tenant(event.experience_id).active(event.user_id)
+            extra = self._vars(self.view_of(current)) if current is not None else {}
+        return self._run(lambda: self._message(event, extra))
 
     def end(self, event: MembershipEnded | None = None, *, experience_id: str | None = None,
             user_id: str | None = None, reason: str = "membership_ended") -> Outcome:
@@ -244,7 +252,7 @@ class Host:
         effects += self._apply(row, decision, now)
         return Outcome(status, self.view_of(row), decision.messages, decision), effects
 
-    def _message(self, event: MessageReceived):
+    def _message(self, event: MessageReceived, extra: Mapping[str, object]):
         now = self.clock.now()
         tenant = self.store.tenant(event.experience_id)
         m = s.MessageRow
@@ -267,7 +275,7 @@ class Host:
             conv.channel_id = event.channel_id
         engine = self._engine(conv.funnel_version_id)
         snapshot = self.view_of(conv)
-        ctx = Context(conv.user_id, conv.experience_id, conv.user_name, self._vars(snapshot))
+        ctx = Context(conv.user_id, conv.experience_id, conv.user_name, extra)
 
         def on_invalid(state, reply, attempt, step):
             return self.callbacks.on_invalid_response(

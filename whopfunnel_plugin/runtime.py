@@ -39,6 +39,10 @@ class HookCallbacks(Callbacks):
         self.pm.hook.on_owner_notify(conversation=conversation, reason=reason, block=block,
                                      last_replies=last_replies)
 
+    @property
+    def has_template_vars(self) -> bool:
+        return bool(self.pm.hook.register_template_vars.get_hookimpls())
+
     def template_vars(self, conversation):
         merged: dict = {}
         for values in reversed(self.pm.hook.register_template_vars(conversation=conversation)):
@@ -98,7 +102,11 @@ class Runtime:
         check_routes(config, funnels)
         store = Store(config.database_url(environ))
         if check_schema:
-            store.check_schema()
+            try:
+                store.check_schema()
+            except BaseException:
+                store.close()
+                raise
 
         def route(event):
             chosen = config.route(event)

@@ -278,19 +278,32 @@ def redact_text(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+_current: Store | None = None
+
+
 class Store:
     """One database. `tenant(experience_id)` gives the scoped view every request uses."""
 
     def __init__(self, url: str = DEFAULT_URL):
+        global _current
+        # The models are bound through one DatabaseProxy, so a process works with one
+        # database at a time: opening a second one while another is open would silently
+        # send the first one's queries to it.
+        if _current is not None and not _current.closed and _current.url != url:
+            raise StorageError(f"another database ({redact_url(_current.url)}) is open in this "
+                               "process; close it first (one database per process)")
         self.url = url
         self.engine = engine_of(url)
         self.db = open_database(url)
+        self.closed = False
         database.initialize(self.db)
+        _current = self
 
     def __repr__(self) -> str:
         return f"Store({redact_url(self.url)!r})"
 
     def close(self) -> None:
+        self.closed = True
         if not self.db.is_closed():
             self.db.close()
 
