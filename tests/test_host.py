@@ -318,7 +318,7 @@ def test_one_database_per_process(db_url_factory):
     try:
         with pytest.raises(StorageError, match="another database .* is open in this process"):
             s.Store(db_url_factory("sqlite"))
-        s.Store(first.url)  # the same database again is fine
+        s.Store(first.url).close()  # the same database again is fine
     finally:
         first.close()
     s.Store(db_url_factory("sqlite")).close()  # after closing, another one is fine too
