@@ -21,14 +21,13 @@ from peewee import IntegrityError, OperationalError
 
 from . import store as s
 from .clock import SystemClock
-from .engine import DEFAULT_TIMEOUT, Context, Decision, Ended, Engine, NotifyOwner, State
+from .effects import Effects
+from .engine import DEFAULT_TIMEOUT, Context, Decision, Engine, State
 from .events import Conversation, MemberJoined, MembershipEnded, MessageReceived
 from .funnel import Funnel
 
 log = logging.getLogger("whopfunnel")
-LEASE = timedelta(minutes=5)  # a claimed hook call is retried after this if never finished
 _RETRIES = 8
-MAX_HOOK_ATTEMPTS = 10
 
 
 class Callbacks:
@@ -128,6 +127,7 @@ class Host:
         # False: they are left due at once for `fire_due()`, run by the server's job thread.
         self.inline_effects = True
         self._engines: dict[int, Engine] = {}
+        self.effects = Effects(store, self)
 
     def _only_funnel(self, event: MemberJoined) -> str | None:
         return next(iter(self.funnels)) if len(self.funnels) == 1 else None
@@ -163,7 +163,7 @@ class Host:
     def fire_due(self) -> int:
         """Fire every hook call that is due (deferred ones, and ones a crash left behind)."""
         now = self.clock.now()
-        return self._fire(self._stale_effects(now), now)
+        return self._fire(self.effects.due(now), now)
 
     def prompt(self, experience_id: str, user_id: str) -> tuple[str, ...]:
         """What the member's active conversation is waiting for, to show it again."""
@@ -177,7 +177,7 @@ class Host:
         """End expired conversations, send due reminders, fire hook calls left by a crash."""
         now = now or self.clock.now()
         result = SweepResult()
-        result.hooks_recovered = self._fire(self._stale_effects(now), now)
+        result.hooks_recovered = self._fire(self.effects.due(now), now)
         while True:
             ended, effects = self._run(lambda: self._expire_batch(now))
             for conv in ended:
@@ -379,74 +379,10 @@ class Host:
         return self._owe(row, decision, now)
 
     def _owe(self, row, decision: Decision, now: datetime) -> list[int]:
-        ids = []
-        for effect in decision.effects:
-            kinds = []
-            if isinstance(effect, NotifyOwner):
-                kinds.append(("owner_notify", {"reason": effect.reason, "block": effect.block}))
-            elif isinstance(effect, Ended):
-                if effect.reason == "timeout":
-                    kinds.append(("timeout", {}))
-                kinds.append(("conversation_end", {"status": effect.status, "reason": effect.reason}))
-            for kind, payload in kinds:
-                due = now + LEASE if self.inline_effects else now
-                ids.append(s.EffectRow.insert(
-                    experience_id=row.experience_id, conversation=row.id, kind=kind,
-                    payload=json.dumps(payload), due_at=due).execute())
-        return ids
-
-    # -- hook calls after commit ------------------------------------------------------------
-
-    def _stale_effects(self, now: datetime) -> list[int]:
-        e = s.EffectRow
-        return [r.id for r in e.select(e.id).where(e.due_at <= now).order_by(e.id)]
+        return self.effects.owe(row, decision, now, due_now=not self.inline_effects)
 
     def _fire(self, effect_ids, now: datetime) -> int:
-        fired = 0
-        for effect_id in effect_ids:
-            row = self._claim(effect_id, now)
-            if row is None:
-                continue
-            conv = self.view_of(row.conversation)
-            payload = json.loads(row.payload)
-            try:
-                if row.kind == "timeout":
-                    self.callbacks.on_timeout(conversation=conv)
-                elif row.kind == "conversation_end":
-                    self.callbacks.on_conversation_end(conversation=conv)
-                elif row.kind == "owner_notify":
-                    self.callbacks.on_owner_notify(
-                        conversation=conv, reason=payload["reason"], block=payload["block"],
-                        last_replies=self._last_replies(row.conversation))
-            except Exception:
-                # Third-party failures are contained by the plugin manager; what escapes
-                # is built-in work (the owner's DM while Whop is down): try again later.
-                if row.attempts + 1 < MAX_HOOK_ATTEMPTS:
-                    log.exception("hook call %s for conversation %s failed; will retry",
-                                  row.kind, conv.id)
-                    delay = timedelta(seconds=30 * 2 ** row.attempts)
-                    s.EffectRow.update(due_at=now + delay).where(s.EffectRow.id == row.id).execute()
-                    continue
-                log.exception("hook call %s for conversation %s failed %d times; giving up",
-                              row.kind, conv.id, MAX_HOOK_ATTEMPTS)
-            s.EffectRow.delete().where(s.EffectRow.id == row.id).execute()
-            fired += 1
-        return fired
-
-    def _claim(self, effect_id: int, now: datetime):
-        """Take a lease on one owed hook call; None when another process has it."""
-        e = s.EffectRow
-        row = e.get_or_none(e.id == effect_id)
-        if row is None:
-            return None
-        claimed = (e.update(due_at=now + LEASE, attempts=e.attempts + 1)
-                   .where((e.id == effect_id) & (e.due_at == row.due_at)).execute())
-        return row if claimed == 1 else None
-
-    def _last_replies(self, conv: s.ConversationRow, limit: int = 5) -> list[str]:
-        tenant = self.store.tenant(conv.experience_id)
-        rows = tenant.messages(conv.id).where(s.MessageRow.direction == "in")
-        return [m.text for m in rows.order_by(s.MessageRow.id.desc()).limit(limit)][::-1]
+        return self.effects.fire(effect_ids, now)
 
     # -- helpers ----------------------------------------------------------------------------
 
