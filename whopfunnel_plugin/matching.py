@@ -286,12 +286,28 @@ def _by_fuzzy(reply: str, labels: dict[str, set[int]]) -> Match | None:
     return _result((i for i, d in best.items() if d == closest), "fuzzy")
 
 
+@lru_cache(maxsize=1024)
+def _cached_labels(options: tuple) -> tuple[dict[str, set[int]], int]:
+    labels = _labels(options)
+    return labels, max((len(key) for key in labels), default=0)
+
+
+def _labels_of(options: Sequence[OptionLike]) -> tuple[dict[str, set[int]], int]:
+    """Labels and the longest one; a funnel's (immutable) options are normalised once."""
+    if isinstance(options, tuple):
+        try:
+            return _cached_labels(options)
+        except TypeError:  # unhashable option objects: no caching
+            pass
+    labels = _labels(options)
+    return labels, max((len(key) for key in labels), default=0)
+
+
 def match_reply(reply: str, options: Sequence[OptionLike]) -> Match:
     """Decide which option (0-based) a reply names; never raises for a str reply."""
     if not isinstance(reply, str) or not options:
         return INVALID
-    labels = _labels(options)
-    longest = max((len(key) for key in labels), default=0)
+    labels, longest = _labels_of(options)
     if len(reply) > max(MAX_REPLY, 2 * longest + 64):
         return INVALID
     text = normalize_text(reply)
