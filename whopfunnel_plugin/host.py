@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from uuid import uuid4
 
 from peewee import IntegrityError, OperationalError
 
@@ -365,7 +366,7 @@ class Host:
                                 for block in decision.entered])
         if decision.messages:
             sql.outbound.execute(*[(row.experience_id, row.id, "out", row.user_id, text,
-                                    "pending", now, uuid4().hex, now)
+                                    "pending", now, idempotency_key(), now)
                                    for text in decision.messages])
         return self._owe(row, decision, now)
 
@@ -400,6 +401,13 @@ class Host:
         except Exception:
             log.exception("template_vars failed; rendering without plugin variables")
             return {}
+
+
+def idempotency_key() -> str:
+    """32 hex digits, like `uuid4().hex`, but time-ordered (UUIDv7-style: the milliseconds
+    first, then 80 random bits), so new outbox rows land at the end of the unique index
+    instead of on random pages: fewer pages written per commit."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 def _is_lock_error(exc: Exception) -> bool:

@@ -19,12 +19,28 @@ Each statement is the one Peewee would send, with the same guarantees:
 
 from __future__ import annotations
 
-from peewee import IntegrityError
+from peewee import BooleanField, CharField, ForeignKeyField, IntegerField, IntegrityError, TextField
 from peewee import quote as _quote
 
 from . import store as s
 
 _MYSQL_DUPLICATE_KEY = 1062
+
+
+# Values of these exact types come out of these fields' `db_value`/`python_value` as they
+# went in (None always does), so the call is skipped for them; anything else (datetimes,
+# SQLite's 0/1 for booleans, ...) goes through the field's own conversion.
+_KEPT = ((CharField, str), (TextField, str), (BooleanField, bool), (IntegerField, int),
+         (ForeignKeyField, int))
+
+
+def converter(field, method: str):
+    """`field.<method>` (db_value or python_value), minus the calls that change nothing."""
+    convert = getattr(field, method)
+    kept = next((t for cls, t in _KEPT if isinstance(field, cls)), None)
+    if kept is None:
+        return lambda v: v if v is None else convert(v)
+    return lambda v: v if v is None or type(v) is kept else convert(v)
 
 
 class Insert:
@@ -34,9 +50,11 @@ class Insert:
     def __init__(self, db, model, names: tuple[str, ...], suffix: str = ""):
         meta = model._meta
         self.db, self.suffix = db, suffix
-        self.fields = [meta.fields[n] for n in names]
-        self.defaults = [(f, d) for f, d in meta.defaults.items() if f.name not in names]
-        columns = [f.column_name for f in self.fields] + [f.column_name for f, _ in self.defaults]
+        fields = [meta.fields[n] for n in names]
+        self.to_db = [converter(f, "db_value") for f in fields]
+        defaults = [(f, d) for f, d in meta.defaults.items() if f.name not in names]
+        self.defaults = [(f.db_value, d) for f, d in defaults]
+        columns = [f.column_name for f in fields] + [f.column_name for f, _ in defaults]
         self.head = (f"INSERT INTO {q(db, meta.table_name)} "
                      f"({', '.join(q(db, c) for c in columns)}) VALUES ")
         self.row = "(" + ", ".join([db.param] * len(columns)) + ")"
@@ -49,8 +67,8 @@ class Insert:
         return sql
 
     def params(self, values) -> list:
-        out = [f.db_value(v) for f, v in zip(self.fields, values)]
-        out += [f.db_value(d() if callable(d) else d) for f, d in self.defaults]
+        out = [convert(v) for convert, v in zip(self.to_db, values)]
+        out += [to_db(d() if callable(d) else d) for to_db, d in self.defaults]
         return out
 
     def execute(self, *rows):
@@ -88,15 +106,18 @@ class Statements:
         table = q(db, c._meta.table_name)
 
         # The active conversation of (experience, member): every column, as a model row.
-        self.conv_fields = c._meta.sorted_fields
-        columns = ", ".join(q(db, f.column_name) for f in self.conv_fields)
+        fields = c._meta.sorted_fields
+        self.conv_names = [f.name for f in fields]
+        self.conv_from_db = [converter(f, "python_value") for f in fields]
+        columns = ", ".join(q(db, f.column_name) for f in fields)
         self.active_sql = (f"SELECT {columns} FROM {table} WHERE {q(db, 'experience_id')} = {p}"
                            f" AND {q(db, c.active_user.column_name)} = {p} LIMIT 1")
         self.active_lock_sql = self.active_sql + ("" if engine == "sqlite" else " FOR UPDATE")
 
         # The revision-checked state change.
-        self.update_fields = [c._meta.fields[n] for n in self.UPDATE_NAMES]
-        sets = ", ".join(f"{q(db, f.column_name)} = {p}" for f in self.update_fields)
+        update_fields = [c._meta.fields[n] for n in self.UPDATE_NAMES]
+        self.update_to_db = [(f.name, converter(f, "db_value")) for f in update_fields]
+        sets = ", ".join(f"{q(db, f.column_name)} = {p}" for f in update_fields)
         self.update_sql = (f"UPDATE {table} SET {sets} WHERE {q(db, c.id.column_name)} = {p}"
                            f" AND {q(db, c.revision.column_name)} = {p}")
 
@@ -119,12 +140,13 @@ class Statements:
             return None
         # What Peewee's ModelObjectCursorWrapper does: converted values, nothing dirty.
         row = s.ConversationRow(__no_default__=1)
-        row.__data__ = {f.name: f.python_value(v) for f, v in zip(self.conv_fields, values)}
+        row.__data__ = {name: convert(v) for name, convert, v
+                        in zip(self.conv_names, self.conv_from_db, values)}
         return row
 
     def update(self, row_id: int, revision: int, values: dict) -> int:
         """Write `values` (UPDATE_NAMES) if the row is still at `revision`; rows changed."""
-        params = [f.db_value(values[f.name]) for f in self.update_fields]
+        params = [convert(values[name]) for name, convert in self.update_to_db]
         params += [row_id, revision]
         return self.db.execute_sql(self.update_sql, params).rowcount
 
