@@ -56,8 +56,11 @@ escalation:
   - message: "Please reply with the number of an option."
   - message: "Still not one of the options; try the number."
   - message: "Let's start again."
-    goto: q1
+    goto: again
 blocks:
+  again:
+    message: "From the top."
+    next: q1
   q1:
     message: "Hi {user_name}! Which topic interests you?"
     options:
@@ -137,8 +140,8 @@ class RawBaseline:
             msg_id = None
             if parity:
                 wid = uuid.uuid4().hex
-                dup = db.execute("SELECT 1 FROM messages WHERE experience_id = ? AND whop_message_id = ?"
-                                 " LIMIT 1", (exp, wid)).fetchone()
+                dup = db.execute("SELECT 1 FROM messages WHERE whop_message_id = ? AND direction = 'in'"
+                                 " LIMIT 1", (wid,)).fetchone()
                 assert dup is None
             row = db.execute(
                 "SELECT id, block, invalid_count, variables, revision FROM conversations"
@@ -147,8 +150,8 @@ class RawBaseline:
             if parity:
                 msg_id = db.execute(
                     "INSERT INTO messages (experience_id, conversation_id, direction, user_id,"
-                    " whop_message_id, text, status, attempts, created_at)"
-                    " VALUES (?, ?, 'in', ?, ?, ?, 'received', 0, ?)",
+                    " whop_message_id, text, status, recipient, attempts, created_at)"
+                    " VALUES (?, ?, 'in', ?, ?, ?, 'received', 'member', 0, ?)",
                     (exp, conv_id, user, wid, text, now)).lastrowid
             new_block = ("q2" if block == "q1" else "q1") if valid else block
             new_invalid = 0 if valid else (invalid + 1) % 4
@@ -172,8 +175,8 @@ class RawBaseline:
             outbound = 1 if valid or not parity else 2
             db.executemany(
                 "INSERT INTO messages (experience_id, conversation_id, direction, user_id, text, status,"
-                " attempts, next_attempt_at, idempotency_key, created_at)"
-                " VALUES (?, ?, 'out', ?, ?, 'pending', 0, ?, ?, ?)",
+                " recipient, attempts, next_attempt_at, idempotency_key, created_at)"
+                " VALUES (?, ?, 'out', ?, ?, 'pending', 'member', 0, ?, ?, ?)",
                 [(exp, conv_id, user, "And how experienced are you?\n\n1. Beginner\n2. Advanced",
                   now, uuid.uuid4().hex, now) for _ in range(outbound)])
             pending += 1

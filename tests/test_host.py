@@ -118,6 +118,40 @@ def test_a_duplicate_message_id_is_processed_once(host, store):
     assert len(list(store.tenant("exp_1").interactions())) == 1
 
 
+def test_a_duplicate_writes_nothing_in_any_tenant(host, store):
+    join(host)
+    join(host, exp="exp_2")
+    say(host, "nonsense", "m1")
+    say(host, "hello", "m2", user="nobody")  # stored unrouted
+    before = s.MessageRow.select().count(), s.InteractionRow.select().count()
+    assert say(host, "1", "m1", exp="exp_2").status == "duplicate"
+    assert say(host, "1", "m2").status == "duplicate"
+    assert (s.MessageRow.select().count(), s.InteractionRow.select().count()) == before
+    assert store.tenant("exp_2").active("user_1").invalid_count == 0
+
+
+def test_an_inbound_id_taken_by_an_outbound_message_is_refused_not_a_duplicate(host, store):
+    conv = join(host).conversation
+    s.MessageRow.update(whop_message_id="w_sent").where(
+        (s.MessageRow.conversation == conv.id) & (s.MessageRow.direction == "out")).execute()
+    with pytest.raises(s.StorageError):
+        say(host, "nonsense", "w_sent")
+    assert store.tenant("exp_1").active("user_1").invalid_count == 0
+    assert not list(store.tenant("exp_1").interactions())
+
+
+def test_the_prebuilt_lookup_reads_what_peewee_reads(host, store):
+    join(host, user_name="Ada")
+    say(host, "nonsense", "m1")
+    c = s.ConversationRow
+    fast = store.tenant("exp_1").active("user_1", lock=True)
+    slow = c.select().where((c.experience_id == "exp_1") & (c.active_user == "user_1")).get()
+    assert fast.__data__ == slow.__data__
+    assert {k: type(v) for k, v in fast.__data__.items()} == {
+        k: type(v) for k, v in slow.__data__.items()}
+    assert store.tenant("exp_2").active("user_1") is None  # scoped by tenant
+
+
 def test_a_crash_before_commit_leaves_nothing_half_written(store, clock):
     class Crashing(Host):
         def _owe(self, row, decision, now):

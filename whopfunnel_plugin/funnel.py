@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 
@@ -144,7 +145,7 @@ class Funnel:
             ambiguous_message=data["ambiguous_message"], file=data.get("file", ""),
         )
 
-    @property
+    @cached_property  # a frozen funnel's hash never changes; views of conversations ask often
     def version(self) -> str:
         """A content hash: equal funnels have equal versions, whatever file they came from."""
         data = self.to_dict()

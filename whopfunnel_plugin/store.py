@@ -298,6 +298,16 @@ class Store:
         self.closed = False
         database.initialize(self.db)
         _current = self
+        self._statements = None
+
+    @property
+    def statements(self):
+        """The reply path's prebuilt SQL for this database (see `statements.py`)."""
+        if self._statements is None:
+            from .statements import Statements
+
+            self._statements = Statements(self.db, self.engine)
+        return self._statements
 
     def __repr__(self) -> str:
         return f"Store({redact_url(self.url)!r})"
@@ -404,8 +414,9 @@ class Tenant:
         return row
 
     def active(self, user_id: str, lock: bool = False) -> ConversationRow | None:
-        query = self.conversations().where(ConversationRow.active_user == user_id)
-        return (self.store.lock(query) if lock else query).first()
+        """The member's active conversation here; `lock` reads it FOR UPDATE (where the
+        engine has it). Prebuilt SQL: this runs on every reply."""
+        return self.store.statements.active(self.experience_id, user_id, lock)
 
     def latest(self, user_id: str) -> ConversationRow | None:
         query = self.conversations().where(ConversationRow.user_id == user_id)
