@@ -24,9 +24,3 @@ def parse_duration(value: object) -> int:
         raise ValueError(f"expected a duration like 90s, 15m, 24h or 7d, got {value!r}")
     return sum(int(n) * _UNIT[u] for n, u in _PART.findall(text))
 
-
-def format_duration(seconds: int) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

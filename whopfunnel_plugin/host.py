@@ -318,7 +318,7 @@ class Host:
         query = (c.select().where((c.status == "active") & (c.expires_at <= now))
                  .order_by(c.expires_at).limit(self.batch_size))
         ended, effects = [], []
-        for row in self._skip_locked(query):
+        for row in self.store.claim(query):
             decision = self._engine(row.funnel_version_id).timeout_decision(to_state(row))
             effects += self._apply(row, decision, now)
             ended.append(row)
@@ -331,18 +331,11 @@ class Host:
                                   & (c.last_activity <= cutoff) & (c.expires_at > now))
                  .order_by(c.last_activity).limit(self.batch_size))
         count = 0
-        for row in self._skip_locked(query):
+        for row in self.store.claim(query):
             ctx = Context(row.user_id, row.experience_id, row.user_name, self._vars(self.view_of(row)))
             self._apply(row, self._engine(row.funnel_version_id).tick(to_state(row), ctx, now), now)
             count += 1
         return count
-
-    def _skip_locked(self, query):
-        if self.store.engine == "sqlite":
-            return list(query)
-        return list(query.for_update("FOR UPDATE SKIP LOCKED"))
-
-    # -- writing a decision -----------------------------------------------------------------
 
     def _apply(self, row: s.ConversationRow, decision: Decision, now: datetime) -> list[int]:
         """Write the decision's state, outbox rows and owed hook calls; return effect ids."""

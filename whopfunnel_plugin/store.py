@@ -388,9 +388,12 @@ class Store:
             return rows[0]
         return None
 
-    def lock(self, query):
-        """SELECT ... FOR UPDATE where the engine has it; SQLite's IMMEDIATE lock covers it."""
-        return query if self.engine == "sqlite" else query.for_update()
+    def claim(self, query) -> list:
+        """Rows for this worker only: SELECT ... FOR UPDATE SKIP LOCKED where the engine has
+        it, so concurrent sweepers share the work; SQLite's IMMEDIATE lock covers it."""
+        if self.engine == "sqlite":
+            return list(query)
+        return list(query.for_update("FOR UPDATE SKIP LOCKED"))
 
 
 class Tenant:
