@@ -15,9 +15,9 @@ from types import MappingProxyType
 
 from _common import ROOT, machine, peak_rss_mb, profile
 
-from whopfunnel_plugin.engine import Context, Engine, State
-from whopfunnel_plugin.funnel import load_funnel
-from whopfunnel_plugin.matching import match_reply
+from whopfunnel_plugin.conversation.engine import Context, Engine, State
+from whopfunnel_plugin.conversation.matching import match_reply
+from whopfunnel_plugin.funnel.model import load_funnel
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 TARGET_US = 50.0

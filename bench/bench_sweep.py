@@ -30,10 +30,10 @@ from _common import (
     temp_dir,
 )
 
-from whopfunnel_plugin import store as s
 from whopfunnel_plugin.clock import FixedClock
-from whopfunnel_plugin.funnel import load_funnel
-from whopfunnel_plugin.host import Host
+from whopfunnel_plugin.funnel.model import load_funnel
+from whopfunnel_plugin.service.host import Host
+from whopfunnel_plugin.storage import store as s
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)  # "now" for the nothing-expired sweeps
 FIELDS = [

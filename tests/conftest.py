@@ -101,7 +101,7 @@ def db_url(request, db_url_factory):
 
 @pytest.fixture
 def store(db_url):
-    from whopfunnel_plugin.store import Store
+    from whopfunnel_plugin.storage.store import Store
 
     s = Store(db_url)
     s.upgrade()
@@ -111,7 +111,7 @@ def store(db_url):
 
 @pytest.fixture
 def sqlite_store(db_url_factory):
-    from whopfunnel_plugin.store import Store
+    from whopfunnel_plugin.storage.store import Store
 
     s = Store(db_url_factory("sqlite"))
     s.upgrade()
@@ -122,7 +122,7 @@ def sqlite_store(db_url_factory):
 @pytest.fixture
 def fake(clock):
     """The built-in fake Whop API, reached in-process through httpx's WSGI transport."""
-    from whopfunnel_plugin.fakewhop import FakeWhop
+    from whopfunnel_plugin.whop.fake import FakeWhop
 
     return FakeWhop(owners={"biz_1": "user_owner"}, clock=clock)
 
@@ -130,7 +130,7 @@ def fake(clock):
 def whop_client(fake, **kwargs):
     import httpx
 
-    from whopfunnel_plugin.whop import WhopClient
+    from whopfunnel_plugin.whop.client import WhopClient
 
     return WhopClient(fake.api_key, base_url="http://whop.test/api/v1",
                       transport=httpx.WSGITransport(app=fake), sleep=lambda s: None, **kwargs)
@@ -140,7 +140,7 @@ def whop_client(fake, **kwargs):
 def make_pm(tmp_path, fake, clock, db_url_factory):
     """Build a plugin manager on a fresh database, plugin.yaml and the fake Whop API."""
     from whopfunnel_plugin import make_plugin_manager
-    from whopfunnel_plugin.store import Store
+    from whopfunnel_plugin.storage.store import Store
 
     made = []
 

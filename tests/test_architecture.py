@@ -1,4 +1,12 @@
-"""Dependency direction (STYLE.md): the core is pure, adapters don't know each other."""
+"""Dependency direction (STYLE.md): every module has a layer, and imports only point down.
+
+    core        events, errors, clock, durations, hookspecs, funnel/, conversation/  (pure)
+    config      plugin.yaml                                                          (reads a file)
+    adapters    storage/ (peewee), whop/ (httpx, hmac)                 (never each other)
+    service     host, runtime, delivery, poller, scheduler, server     (wires adapters + core)
+    plugins     plugins.py, default_plugins/, wsgi.py                  (built-ins through the hooks)
+    cli         click commands, chat, demo                             (the top)
+"""
 
 from __future__ import annotations
 
@@ -8,53 +16,122 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "whopfunnel_plugin"
-CORE = {"errors", "events", "durations", "templates", "yamlsource", "funnel", "funnel_checks",
-        "funnel_schema",
-        "catalog", "matching", "inputs", "engine", "hookspecs", "clock"}
-ADAPTERS = {"store", "whop", "webhooks", "scheduler", "fakewhop"}
-LIBRARIES = {"peewee", "playhouse", "httpx", "schedule", "waitress", "click", "pluggy"}
+TOP = "whopfunnel_plugin"
+LAYERS = {
+    "core": ("events", "errors", "clock", "durations", "hookspecs", "funnel", "conversation"),
+    "config": ("config",),
+    "storage": ("storage",),
+    "whop": ("whop",),
+    "service": ("service",),
+    "plugins": ("plugins", "default_plugins", "wsgi"),
+    "cli": ("cli", "__main__"),
+    "api": ("__init__",),
+}
+# What each layer may import from the package (besides itself).
+ALLOWED = {
+    "core": {"core"},
+    "config": {"core"},
+    "storage": {"core"},
+    "whop": {"core"},
+    "service": {"core", "config", "storage", "whop"},
+    "plugins": {"core", "config", "service"},
+    "cli": {"core", "config", "storage", "whop", "service", "plugins", "api"},
+    "api": {"core", "plugins", "service"},
+}
+# Third-party libraries with side effects or I/O, and the only places that may import them.
+LIBRARY_OWNERS = {
+    "httpx": {"whop", "cli"},
+    "waitress": {"service", "whop"},
+    "schedule": {"service"},
+    "click": {"cli"},
+    "pluggy": {"core", "plugins"},
+}
 
 
-def imports(module: str) -> set[str]:
-    tree = ast.parse((PKG / f"{module}.py").read_text())
-    found = set()
+def module_names() -> list[str]:
+    return sorted(".".join(p.relative_to(PKG).with_suffix("").parts) for p in PKG.rglob("*.py"))
+
+
+def layer_of(module: str) -> str:
+    head = module.split(".")[0]
+    for layer, heads in LAYERS.items():
+        if head in heads:
+            return layer
+    raise AssertionError(f"module {module} has no layer: add its folder to LAYERS")
+
+
+def imports(module: str) -> tuple[set[str], set[str]]:
+    """(package modules imported, as dotted names; third-party top-level names)."""
+    path = PKG / (module.replace(".", "/") + ".py")
+    tree = ast.parse(path.read_text())
+    package = module.split(".")[:-1]
+    inner, outer = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level:  # from .x import y / from . import x
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
                 if node.module:
-                    found.add(node.module.split(".")[0])
+                    inner.add(target)
                 else:
-                    found.update(alias.name for alias in node.names)
+                    inner.update(f"{target}.{a.name}".strip(".") for a in node.names)
+            elif node.module and node.module.split(".")[0] == TOP:
+                inner.add(node.module[len(TOP) + 1:] or "__init__")
             elif node.module:
-                found.add(node.module.split(".")[0])
+                outer.add(node.module.split(".")[0])
         elif isinstance(node, ast.Import):
-            found.update(alias.name.split(".")[0] for alias in node.names)
-    return found
+            for alias in node.names:
+                if alias.name.split(".")[0] == TOP:
+                    inner.add(alias.name[len(TOP) + 1:] or "__init__")
+                else:
+                    outer.add(alias.name.split(".")[0])
+    return inner, outer
 
 
-MODULES = sorted(p.stem for p in PKG.glob("*.py") if p.stem not in ("__init__", "__main__"))
+MODULES = module_names()
 
 
-@pytest.mark.parametrize("module", sorted(CORE & set(MODULES)))
-def test_core_modules_are_pure(module):
-    found = imports(module)
-    allowed_libs = {"pluggy"} if module == "hookspecs" else set()
-    assert found & (LIBRARIES - allowed_libs) == set()
-    assert found & (ADAPTERS | {"host", "plugins", "server", "cli", "chat", "config"}) == set()
+def test_every_module_has_a_layer():
+    for module in MODULES:
+        layer_of(module)
 
 
-@pytest.mark.parametrize("module", sorted(ADAPTERS & set(MODULES)))
-def test_adapters_never_import_each_other(module):
-    found = imports(module)
-    assert found & (ADAPTERS - {module}) == set()
-    assert found & {"host", "plugins", "server", "cli", "chat"} == set()
+@pytest.mark.parametrize("module", MODULES)
+def test_imports_point_down(module):
+    layer = layer_of(module)
+    inner, _ = imports(module)
+    wrong = sorted(t for t in inner if t and layer_of(t) != layer and layer_of(t) not in ALLOWED[layer])
+    assert wrong == [], f"{module} ({layer}) imports {wrong}"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_libraries_stay_in_their_layer(module):
+    layer = layer_of(module)
+    _, outer = imports(module)
+    wrong = sorted(lib for lib in outer & set(LIBRARY_OWNERS) if layer not in LIBRARY_OWNERS[lib])
+    assert wrong == [], f"{module} ({layer}) imports {wrong}"
+
+
+def test_adapters_never_import_each_other():
+    for module in MODULES:
+        if layer_of(module) in ("storage", "whop"):
+            inner, _ = imports(module)
+            assert {layer_of(t) for t in inner if t} <= {layer_of(module), "core"}, module
+
+
+def test_the_core_is_pure():
+    for module in MODULES:
+        if layer_of(module) == "core":
+            inner, outer = imports(module)
+            assert outer & {"peewee", "playhouse", "httpx", "waitress", "schedule", "click"} == set()
+            assert {layer_of(t) for t in inner if t} <= {"core"}, module
 
 
 @pytest.mark.parametrize("module", MODULES)
 def test_nothing_reads_the_wall_clock_but_the_clock(module):
     if module == "clock":
         return
-    tree = ast.parse((PKG / f"{module}.py").read_text())
+    tree = ast.parse((PKG / (module.replace(".", "/") + ".py")).read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in ("now", "utcnow", "today"):
             base = node.value

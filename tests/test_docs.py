@@ -14,7 +14,7 @@ from .conftest import ROOT
 HOOKS = sorted(n for n, f in vars(hookspecs).items()
                if inspect.isfunction(f) and hasattr(f, "whopfunnel_spec"))
 DOCS = (ROOT / "docs" / "hooks.md").read_text()
-TESTS = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+TESTS = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
 
 
 def test_there_are_hooks():

@@ -501,7 +501,7 @@ def test_whopfunnel_sweep_runs_the_plugins_hooks(module_plugin, tmp_path, clock,
     from click.testing import CliRunner
 
     from whopfunnel_plugin.cli import cli
-    from whopfunnel_plugin.store import Store
+    from whopfunnel_plugin.storage.store import Store
 
     url = db_url_factory("sqlite")
     store = Store(url)

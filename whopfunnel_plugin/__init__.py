@@ -14,7 +14,7 @@ from .errors import (
     WhopFunnelError,
 )
 from .events import Conversation, MemberJoined, MembershipEnded, MessageReceived
-from .funnel import Funnel, Step, load_funnel
+from .funnel.model import Funnel, Step, load_funnel
 from .hookspecs import hookimpl
 from .plugins import make_plugin_manager
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from .durations import parse_duration
 from .errors import ConfigError
 from .events import MemberJoined
-from .funnel import DEFAULT_LADDER, Step
-from .funnel_schema import check_keys, parse_ladder, suggest
-from .yamlsource import Document, YList, YMap, load_bytes
+from .funnel.model import DEFAULT_LADDER, Step
+from .funnel.schema import check_keys, parse_ladder, suggest
+from .funnel.yamlsource import Document, YList, YMap, load_bytes
 
 TOP_KEYS = ("name", "version", "description", "database", "funnels", "routes", "whop",
             "timeouts", "escalation", "server", "plugins")

@@ -14,7 +14,7 @@ import pluggy
 from . import hookspecs
 from .config import Config, find_config, load_config
 from .errors import ConfigError
-from .funnel_schema import suggest
+from .funnel.schema import suggest
 
 log = logging.getLogger("whopfunnel.plugins")
 BLOCK_ENV = "WHOPFUNNEL_DISABLE_PLUGINS"  # comma-separated plugin names never to load
@@ -126,7 +126,9 @@ def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, env
                         clock=None, transport=None, client=None, entrypoints: bool = True,
                         check_schema: bool = True) -> PluginManager:
     """Build the manager: specs, built-ins, entry-point and plugin.yaml plugins, runtime."""
-    from .runtime import Runtime
+    from .default_plugins.funnel import FunnelPlugin
+    from .default_plugins.owner import OwnerNotifier
+    from .service.runtime import Runtime
 
     env = os.environ if environ is None else environ
     if not isinstance(config, Config):
@@ -134,4 +136,6 @@ def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, env
     pm = load_plugins(config, environ=env, entrypoints=entrypoints)
     pm.runtime = Runtime.build(pm, config, environ=env, clock=clock, transport=transport,
                                client=client, check_schema=check_schema)
+    pm.register(FunnelPlugin(pm.runtime), name="whopfunnel.funnel")
+    pm.register(OwnerNotifier(pm.runtime), name="whopfunnel.owner")
     return pm

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from ..hookspecs import hookimpl
-from ..store import MessageRow
 
 log = logging.getLogger("whopfunnel.owner")
 
@@ -40,14 +39,9 @@ class OwnerNotifier:
             log.warning("conversation %s has no company id; cannot find an owner to notify",
                         conversation.id)
             return
-        now = self.runtime.clock.now()
-        MessageRow.insert(
-            experience_id=conversation.experience_id, conversation=conversation.id,
-            direction="out", user_id=conversation.user_id, recipient="owner",
-            text=owner_message(conversation, reason, block, last_replies),
+        self.runtime.store.queue_owner_message(
+            conversation, text=owner_message(conversation, reason, block, last_replies),
             title="Member needs a person" if reason == "handoff" else "Member needs help",
-            status="pending", next_attempt_at=now, created_at=now,
             # one row per (conversation, reason): a hook call repeated after a crash
             # finds the row already there
-            idempotency_key=f"wf-owner-{conversation.id}-{reason}",
-        ).on_conflict_ignore().execute()
+            key=f"wf-owner-{conversation.id}-{reason}", now=self.runtime.clock.now())

@@ -1,0 +1,209 @@
+"""The Whop client against the built-in fake, served over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from whopfunnel_plugin.errors import WhopAPIError
+from whopfunnel_plugin.events import MemberJoined, MessageReceived
+from whopfunnel_plugin.whop.client import WhopClient
+from whopfunnel_plugin.whop.fake import FakeWhop, serve_in_thread
+from whopfunnel_plugin.whop.webhooks import parse, to_event, verify
+
+KEY = "fake_sk_test_key_123"
+SECRET = "ws_3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c"
+
+
+@pytest.fixture
+def fake():
+    return FakeWhop(KEY, owners={"biz_1": "user_owner"}, company_id="biz_1")
+
+
+@pytest.fixture
+def served(fake):
+    base_url, stop = serve_in_thread(fake)
+    try:
+        yield base_url
+    finally:
+        stop()
+
+
+@pytest.fixture
+def client(served):
+    sleeps: list[float] = []
+    with WhopClient(KEY, base_url=served, sleep=sleeps.append, timeout=5) as c:
+        c.sleeps = sleeps
+        yield c
+
+
+def raw(served, method, path, **kwargs):
+    headers = {"Authorization": f"Bearer {KEY}", **kwargs.pop("headers", {})}
+    return httpx.request(method, served + path, headers=headers, timeout=5, **kwargs)
+
+
+def test_opening_a_channel_twice_returns_the_same_channel(client):
+    first = client.open_dm_channel("user_1", "biz_1")
+    assert client.open_dm_channel("user_1", "biz_1") == first
+    assert client.open_dm_channel("user_2", "biz_1") != first
+
+
+def test_same_idempotency_key_stores_one_message(client, fake):
+    channel = client.open_dm_channel("user_1", "biz_1")
+    a = client.send_message(channel, "Welcome!", idempotency_key="wf-1")
+    b = client.send_message(channel, "Welcome!", idempotency_key="wf-1")
+    assert a == b and a["user"]["id"] == "user_bot"
+    client.send_message(channel, "Welcome!", idempotency_key="wf-2")
+    assert [m["content"] for m in fake.sent_messages(channel)] == ["Welcome!", "Welcome!"]
+    assert fake.sent_messages("feed_other") == []
+
+
+def test_reusing_a_key_for_different_content_is_refused(client):
+    channel = client.open_dm_channel("user_1")
+    client.send_message(channel, "one", idempotency_key="k")
+    with pytest.raises(WhopAPIError) as info:
+        client.send_message(channel, "two", idempotency_key="k")
+    assert info.value.status_code == 422
+
+
+def test_concurrent_sends_with_one_key_store_one_message(client, fake):
+    channel = client.open_dm_channel("user_1")
+    threads = [threading.Thread(target=client.send_message, args=(channel, "hi"),
+                                kwargs={"idempotency_key": "same"}) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(fake.sent_messages(channel)) == 1
+
+
+def test_pagination_over_real_http(client, fake):
+    channel = client.open_dm_channel("user_1")
+    for i in range(7):
+        client.send_message(channel, f"m{i}", idempotency_key=f"k{i}")
+    got = list(client.iter_messages(channel, page_size=3))
+    assert [m["content"] for m, _ in got] == [f"m{i}" for i in range(7)]
+    cursors = [c for _, c in got]
+    assert len(set(cursors)) == 3  # three pages, one cursor each
+    assert fake.requests.count(("GET", "/messages")) == 3
+    page = client.list_messages(channel, after=cursors[-1])
+    assert (page.data, page.end_cursor, page.has_next_page) == ([], None, False)
+    fake.member_says("user_1", "2")  # a reply after the stored cursor is the next poll's only item
+    page = client.list_messages(channel, after=cursors[-1])
+    assert [(m["content"], m["user"]["id"]) for m in page.data] == [("2", "user_1")]
+
+
+def test_wrong_key_is_a_401(served):
+    with WhopClient("wrong_key_456", base_url=served) as bad:
+        with pytest.raises(WhopAPIError) as info:
+            bad.open_dm_channel("user_1")
+    assert info.value.status_code == 401
+    assert "wrong_key_456" not in str(info.value)
+    assert str(info.value) == "POST /dm_channels failed: HTTP 401 Unauthorized: invalid or missing API key"
+
+
+def test_injected_failure_is_retried_by_the_client(client, fake):
+    channel = client.open_dm_channel("user_1")
+    fake.fail_next(1, 500)
+    assert client.send_message(channel, "hi", idempotency_key="k")["content"] == "hi"
+    assert fake.requests.count(("POST", "/messages")) == 2
+    assert len(fake.sent_messages()) == 1 and len(client.sleeps) == 1
+
+
+def test_injected_429_with_retry_after(client, fake):
+    fake.fail_next(2, 429, {"Retry-After": "3"})
+    assert client.company_owner_id("biz_1") == "user_owner"
+    assert client.sleeps == [3.0, 3.0]
+
+
+def test_owner_and_notifications(client, fake):
+    assert client.company_owner_id("biz_1") == "user_owner"
+    client.post_notification("biz_1", "Member needs help", "Ann asked", user_ids=["user_owner"])
+    assert [(n["title"], n["user_ids"]) for n in fake.notifications] == \
+        [("Member needs help", ["user_owner"])]
+    with pytest.raises(WhopAPIError) as info:
+        client.get_company("biz_unknown")
+    assert info.value.status_code == 404
+
+
+@pytest.mark.parametrize("method, path, kwargs, status", [
+    ("POST", "/messages", {"json": {"channel_id": "feed_nope", "content": "x"}}, 404),
+    ("POST", "/messages", {"json": {"channel_id": "feed_nope"}}, 422),
+    ("POST", "/messages", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
+    ("POST", "/dm_channels", {"json": {"with_user_ids": []}}, 422),
+    ("POST", "/notifications", {"json": {"company_id": "biz_1"}}, 422),
+    ("GET", "/messages", {}, 400),
+    ("GET", "/messages", {"params": {"channel_id": "feed_nope"}}, 404),
+    ("GET", "/nowhere", {}, 404),
+    ("DELETE", "/messages", {}, 405),
+])
+def test_bad_input_gets_json_errors(served, method, path, kwargs, status):
+    response = raw(served, method, path, **kwargs)
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+def test_bad_cursor_and_page_size(served, fake):
+    channel = fake.channel_for("user_1")
+    assert raw(served, "GET", "/messages", params={"channel_id": channel, "after": "zzz"}).status_code == 400
+    assert raw(served, "GET", "/messages", params={"channel_id": channel, "first": "0"}).status_code == 400
+
+
+def test_api_v1_prefix_is_accepted(served):
+    with WhopClient(KEY, base_url=served + "/api/v1") as c:
+        assert c.company_owner_id("biz_1") == "user_owner"
+
+
+def test_member_says_returns_a_chat_message_envelope(client, fake):
+    envelope = fake.member_says("user_1", "I want 2", username="ann")
+    assert set(envelope) == {"id", "api_version", "type", "timestamp", "company_id", "data"}
+    assert envelope["id"].startswith("evt_")
+    assert (envelope["type"], envelope["api_version"], envelope["company_id"]) == \
+        ("chat.message.created", "v1", "biz_1")
+    channel, message = envelope["data"]["channel"], envelope["data"]["message"]
+    assert channel == {"id": client.open_dm_channel("user_1"), "type": "direct_message"}
+    assert message["content"] == "I want 2"
+    assert message["user"] == {"id": "user_1", "username": "ann", "name": "ann"}
+    assert set(message) >= {"id", "content", "created_at", "user"}
+    assert fake.sent_messages() == []  # the member's words are not the bot's
+    event = to_event(parse(json.dumps(envelope).encode()), bot_user_id="user_bot", route=lambda _: "exp_1")
+    assert event == MessageReceived(experience_id="exp_1", user_id="user_1", message_id=message["id"],
+                                    text="I want 2", channel_id=channel["id"])
+
+
+@pytest.mark.parametrize("newer", [False, True])
+def test_membership_activated_parses_in_both_shapes(fake, newer):
+    envelope = fake.membership_activated("user_1", "prod_1", "biz_1", newer_shape=newer)
+    assert envelope["type"] == "membership.activated"
+    assert ("user_id" in envelope["data"]) is newer
+    seen = []
+    event = to_event(parse(json.dumps(envelope).encode()), bot_user_id=None,
+                     route=lambda ids: seen.append(ids) or "exp_1")
+    assert isinstance(event, MemberJoined)
+    assert (event.user_id, event.product_id, event.company_id) == ("user_1", "prod_1", "biz_1")
+
+
+def test_sign_verifies_with_standardwebhooks_and_our_verifier(fake):
+    standardwebhooks = pytest.importorskip("standardwebhooks")
+    body = json.dumps(fake.member_says("user_1", "hello")).encode()
+    now = int(time.time())
+    headers = fake.sign(body, SECRET, "msg_abc", now)
+    assert set(headers) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
+    assert headers["webhook-signature"].startswith("v1,")
+    assert standardwebhooks.Webhook(SECRET.encode()).verify(body, headers)["type"] == "chat.message.created"
+    assert verify(headers, body, SECRET, now=now) == "msg_abc"
+    with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(SECRET.encode()).verify(body + b" ", headers)
+
+
+def test_stop_shuts_the_server(fake):
+    base_url, stop = serve_in_thread(fake)
+    with WhopClient(KEY, base_url=base_url, max_retries=0) as c:
+        assert c.company_owner_id("biz_1") == "user_owner"  # leaves a keep-alive connection open
+        stop()
+        with pytest.raises(WhopAPIError, match="connection error"):
+            c.get_company("biz_1")

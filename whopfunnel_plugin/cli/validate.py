@@ -1,0 +1,36 @@
+"""`whopfunnel validate PATH...`: every problem of every funnel file, with file:line:column."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..funnel.catalog import check_paths
+from .options import config_option, current_config, plugin_context, plural
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@config_option
+def validate(paths: tuple[str, ...], strict: bool) -> None:
+    """Validate funnel files (a directory means every *.yaml in it)."""
+    config = current_config()
+    extra = plugin_context(config)
+    results = check_paths(paths, ladders=config.ladders, validators=extra["validators"],
+                          template_vars=extra["template_vars"])
+    if not results:
+        raise click.ClickException(f"no *.yaml files in {', '.join(paths)}")
+    errors = warnings = 0
+    for result in results:
+        for problem in result.problems:
+            click.echo(str(problem))
+            errors += problem.severity == "error"
+            warnings += problem.severity == "warning"
+        if result.funnel is not None and not result.errors:
+            click.echo(f"{result.path}: ok ({result.funnel.id}, {len(result.funnel.blocks)} blocks)")
+    click.echo(f"{plural(len(results), 'file')}: {plural(errors, 'error')}, "
+               f"{plural(warnings, 'warning')}", err=True)
+    if errors or (strict and warnings):
+        sys.exit(1)
