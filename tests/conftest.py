@@ -101,7 +101,7 @@ def db_url(request, db_url_factory):
 
 @pytest.fixture
 def store(db_url):
-    from whopfunnel_plugin.storage.store import Store
+    from whopfunnel_plugin.storage import Store
 
     s = Store(db_url)
     s.upgrade()
@@ -111,7 +111,7 @@ def store(db_url):
 
 @pytest.fixture
 def sqlite_store(db_url_factory):
-    from whopfunnel_plugin.storage.store import Store
+    from whopfunnel_plugin.storage import Store
 
     s = Store(db_url_factory("sqlite"))
     s.upgrade()
@@ -140,12 +140,12 @@ def whop_client(fake, **kwargs):
 def make_pm(tmp_path, fake, clock, db_url_factory):
     """Build a plugin manager on a fresh database, plugin.yaml and the fake Whop API."""
     from whopfunnel_plugin import make_plugin_manager
-    from whopfunnel_plugin.storage.store import Store
+    from whopfunnel_plugin.storage import Store
 
     made = []
 
     def make(extra_yaml: str = "", *, environ=None, entrypoints=False, engine="sqlite",
-             funnels=("onboarding.yaml", "qualification.yaml"), routes=None):
+             funnels=("onboarding.yaml", "qualification.yaml"), routes=None, delivery="inline"):
         url = db_url_factory(engine)
         fresh = Store(url)
         fresh.upgrade()
@@ -160,10 +160,11 @@ def make_pm(tmp_path, fake, clock, db_url_factory):
         config.write_text(f"database: {url}\nfunnels: funnels/\nroutes:\n"
                           + "".join(f"  - {r}\n" for r in routes) + extra_yaml)
         pm = make_plugin_manager(config, environ=environ or {}, clock=clock,
-                                 client=whop_client(fake), entrypoints=entrypoints)
+                                 client=whop_client(fake), entrypoints=entrypoints,
+                                 delivery=delivery)
         made.append(pm)
         return pm
 
     yield make
     for pm in made:
-        pm.runtime.close()
+        pm.close()

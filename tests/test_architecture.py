@@ -40,6 +40,8 @@ ALLOWED = {
 }
 # Third-party libraries with side effects or I/O, and the only places that may import them.
 LIBRARY_OWNERS = {
+    "peewee": {"storage"},
+    "playhouse": {"storage"},
     "httpx": {"whop", "cli"},
     "waitress": {"service", "whop"},
     "schedule": {"service"},
@@ -110,6 +112,20 @@ def test_libraries_stay_in_their_layer(module):
     _, outer = imports(module)
     wrong = sorted(lib for lib in outer & set(LIBRARY_OWNERS) if layer not in LIBRARY_OWNERS[lib])
     assert wrong == [], f"{module} ({layer}) imports {wrong}"
+
+
+MAX_LINES = 330  # STYLE.md: "aim under ~300 lines"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_module_is_over_about_300_lines(module):
+    lines = (PKG / (module.replace(".", "/") + ".py")).read_text().count("\n")
+    assert lines <= MAX_LINES, f"{module} has {lines} lines; split it"
+
+
+def test_only_storage_talks_sql():
+    talkers = sorted(m for m in MODULES if imports(m)[1] & {"peewee", "playhouse"})
+    assert talkers and all(layer_of(m) == "storage" for m in talkers), talkers
 
 
 def test_adapters_never_import_each_other():

@@ -501,7 +501,7 @@ def test_whopfunnel_sweep_runs_the_plugins_hooks(module_plugin, tmp_path, clock,
     from click.testing import CliRunner
 
     from whopfunnel_plugin.cli import cli
-    from whopfunnel_plugin.storage.store import Store
+    from whopfunnel_plugin.storage import Store
 
     url = db_url_factory("sqlite")
     store = Store(url)
@@ -515,12 +515,9 @@ def test_whopfunnel_sweep_runs_the_plugins_hooks(module_plugin, tmp_path, clock,
     (tmp_path / "plugin.yaml").write_text(
         f"database: {url}\nplugins: [{module_plugin}, wf_timeout_log]\nroutes:\n"
         "  - {default: true, experience: exp_1, funnel: orders}\n")
-    pm = make_plugin_manager(tmp_path / "plugin.yaml", environ={}, clock=clock, entrypoints=False)
-    try:
-        pm.runtime.inline_delivery = False
+    with make_plugin_manager(tmp_path / "plugin.yaml", environ={}, clock=clock,
+                             entrypoints=False, delivery="dispatcher") as pm:
         join(pm)
-    finally:
-        pm.runtime.close()
     result = CliRunner().invoke(cli, ["--config", str(tmp_path / "plugin.yaml"), "sweep", "--now",
                                       "2099-01-01T00:00:00Z"])
     assert result.exit_code == 0, result.output

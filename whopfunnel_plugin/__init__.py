@@ -7,13 +7,15 @@ builds everything.
 from .errors import (
     ConfigError,
     ConversationNotFound,
+    DatabaseUnavailable,
     FunnelError,
+    ManagerClosed,
     SchemaOutOfDate,
     StorageError,
     WhopAPIError,
     WhopFunnelError,
 )
-from .events import Conversation, MemberJoined, MembershipEnded, MessageReceived
+from .events import Conversation, MemberJoined, MembershipEnded, MessageReceived, Outcome
 from .funnel.model import Funnel, Step, load_funnel
 from .hookspecs import hookimpl
 from .plugins import make_plugin_manager
@@ -22,11 +24,14 @@ __all__ = [
     "ConfigError",
     "Conversation",
     "ConversationNotFound",
+    "DatabaseUnavailable",
     "Funnel",
     "FunnelError",
+    "ManagerClosed",
     "MemberJoined",
     "MembershipEnded",
     "MessageReceived",
+    "Outcome",
     "SchemaOutOfDate",
     "Step",
     "StorageError",

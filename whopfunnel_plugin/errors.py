@@ -4,11 +4,13 @@
     ├── FunnelError          a funnel file has problems (each with file:line:column)
     ├── ConfigError          plugin.yaml or the environment is wrong (names the key)
     ├── StorageError         the database cannot be used as asked
-    │   └── SchemaOutOfDate  the schema needs `whopfunnel db upgrade`
+    │   ├── SchemaOutOfDate  the schema needs `whopfunnel db upgrade`
+    │   └── DatabaseUnavailable  the database is unreachable now; try again shortly
     ├── ConversationNotFound no such conversation in this tenant
+    ├── ManagerClosed        the plugin manager was closed; it refuses every call
     └── WhopAPIError         the Whop API answered with an error (status_code, body)
 
-Only `cli.py` turns these into one-line messages and exit codes.
+Only `cli/` turns these into one-line messages and exit codes.
 """
 
 from __future__ import annotations
@@ -65,6 +67,15 @@ class StorageError(WhopFunnelError):
 
 class SchemaOutOfDate(StorageError):
     """The database schema is older (or newer) than this version of whopfunnel."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached right now (a restart, a network blip); the next
+    call reconnects. Webhooks answer 503 with Retry-After meanwhile."""
+
+
+class ManagerClosed(WhopFunnelError):
+    """A closed plugin manager was called."""
 
 
 class ConversationNotFound(WhopFunnelError):

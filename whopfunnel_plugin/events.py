@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+
+# The longest member text stored and matched: a DM past this is cut (SPEC §6: input
+# that cannot be stored is made storable, never answered 500 on every redelivery).
+MAX_TEXT = 10_000
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str, limit: int = MAX_TEXT) -> str:
+    """`text` as every engine can store it: lone surrogates (valid in JSON, invalid in
+    UTF-8) become U+FFFD, and anything past `limit` characters is cut."""
+    if len(text) > limit:
+        text = text[:limit]
+    return _LONE_SURROGATE.sub("\ufffd", text) if not text.isascii() else text
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,3 +77,15 @@ class Conversation:
     company_id: str | None = None
     product_id: str | None = None
     channel_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling one event did (the built-in funnel plugin's `on_member_join` and
+    `on_message` return it). `status` is one of: started, kept, restarted, advanced,
+    duplicate, unrouted, ended, inactive, no_funnel."""
+
+    status: str
+    conversation: Conversation | None = None
+    messages: tuple[str, ...] = ()
+    decision: object | None = None  # the engine's Decision, for hosts that show their work

@@ -13,7 +13,7 @@ import pluggy
 
 from . import hookspecs
 from .config import Config, find_config, load_config
-from .errors import ConfigError
+from .errors import ConfigError, ManagerClosed
 from .funnel.schema import suggest
 
 log = logging.getLogger("whopfunnel.plugins")
@@ -22,8 +22,23 @@ TRACE_ENV = "WHOPFUNNEL_TRACE_HOOKS"      # "1": log every hook call at DEBUG
 BUILTIN_PREFIX = "whopfunnel."
 
 
+class _Refused:
+    """What `pm.hook` becomes once the manager is closed: every hook call is refused."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def refuse(*args, **kwargs):
+            raise ManagerClosed("this plugin manager is closed")
+
+        return refuse
+
+
 class PluginManager(pluggy.PluginManager):
-    """pluggy's manager, plus: third-party failures are logged, counted and contained."""
+    """pluggy's manager, plus: third-party failures are logged, counted and contained;
+    `close()` (or leaving a `with` block) releases the database and the Whop client, and
+    a closed manager refuses every call."""
 
     def __init__(self) -> None:
         super().__init__("whopfunnel")
@@ -31,8 +46,26 @@ class PluginManager(pluggy.PluginManager):
         self.errors: Counter = Counter()  # (plugin name, hook name) -> failures
         self.versions: dict[str, str] = {}  # plugin name -> "dist version"
         self.runtime = None  # set by make_plugin_manager: store, host, client, dispatcher
+        self.closed = False
+
+    def __enter__(self) -> PluginManager:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the database connection and the Whop client; refuse every later call."""
+        if self.closed:
+            return
+        self.closed = True
+        self.hook = _Refused()
+        if self.runtime is not None:
+            self.runtime.close()
 
     def register(self, plugin, name=None):
+        if self.closed:
+            raise ManagerClosed("this plugin manager is closed")
         try:
             name = super().register(plugin, name)
         except pluggy.PluginValidationError as exc:
@@ -124,8 +157,15 @@ def load_plugins(config: Config, *, environ=None, entrypoints: bool = True) -> P
 
 def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, environ=None,
                         clock=None, transport=None, client=None, entrypoints: bool = True,
-                        check_schema: bool = True) -> PluginManager:
-    """Build the manager: specs, built-ins, entry-point and plugin.yaml plugins, runtime."""
+                        check_schema: bool = True, delivery: str = "inline") -> PluginManager:
+    """Build the manager: specs, built-ins, entry-point and plugin.yaml plugins, runtime.
+
+    `delivery="inline"` (the default, for embedding): each `on_member_join` /
+    `on_message` call commits, then sends its replies and fires the hook calls it owes
+    before returning. `delivery="dispatcher"`: calls commit and return at once; sending
+    and hook calls are left to `pm.runtime.dispatcher.run_once()` and
+    `pm.runtime.host.fire_due()` (what `whopfunnel serve` runs in its job thread).
+    """
     from .default_plugins.funnel import FunnelPlugin
     from .default_plugins.owner import OwnerNotifier
     from .service.runtime import Runtime
@@ -135,7 +175,7 @@ def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, env
         config = load_config(find_config(os.fspath(config) if config else None, env))
     pm = load_plugins(config, environ=env, entrypoints=entrypoints)
     pm.runtime = Runtime.build(pm, config, environ=env, clock=clock, transport=transport,
-                               client=client, check_schema=check_schema)
+                               client=client, check_schema=check_schema, delivery=delivery)
     pm.register(FunnelPlugin(pm.runtime), name="whopfunnel.funnel")
     pm.register(OwnerNotifier(pm.runtime), name="whopfunnel.owner")
     return pm

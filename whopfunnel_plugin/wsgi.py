@@ -12,6 +12,6 @@ def make_app(config: str | None = None):
     The jobs (outbox, polling, sweep) run in a thread of each worker process; they are
     safe to run in several processes at once (claims, SKIP LOCKED).
     """
-    app, jobs = wire(make_plugin_manager(config))
+    app, jobs = wire(make_plugin_manager(config, delivery="dispatcher"))
     jobs.start()
     return app

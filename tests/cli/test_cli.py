@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from whopfunnel_plugin.cli import cli
+from whopfunnel_plugin.storage import SCHEMA_VERSION
 
 from ..conftest import FUNNELS, ROOT
 
@@ -127,8 +128,8 @@ def test_db_upgrade_then_sweep(run, tmp_path):
     assert "run `whopfunnel db upgrade`" in refused.output
     up = run("db", "upgrade")
     assert up.exit_code == 0
-    assert "schema upgraded from version 0 to 1" in up.output
-    assert "schema is up to date (version 1)" in run("db", "upgrade").output
+    assert f"schema upgraded from version 0 to {SCHEMA_VERSION}" in up.output
+    assert f"schema is up to date (version {SCHEMA_VERSION})" in run("db", "upgrade").output
     swept = run("sweep", "--now", "2030-01-01T00:00:00Z")
     assert swept.exit_code == 0
     assert "total: ended 0 conversations" in swept.output

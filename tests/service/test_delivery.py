@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from whopfunnel_plugin import MemberJoined, MessageReceived, hookimpl
-from whopfunnel_plugin.service.delivery import CLAIM, MAX_BACKOFF, Dispatcher
-from whopfunnel_plugin.storage import store as s
+from whopfunnel_plugin.service.delivery import MAX_BACKOFF, Dispatcher
+from whopfunnel_plugin.service.leases import LEASE
+from whopfunnel_plugin.storage import Store
 from whopfunnel_plugin.whop.client import WhopClient
 
 from ..conftest import whop_client
@@ -49,9 +50,7 @@ def quiet_pm(make_pm):
     """A manager whose hook calls only fill the outbox: the tests drive the dispatcher."""
 
     def make(**kwargs):
-        pm = make_pm(**kwargs)
-        pm.runtime.inline_delivery = False
-        return pm
+        return make_pm(delivery="dispatcher", **kwargs)
 
     return make
 
@@ -71,17 +70,22 @@ def dms(fake, user="user_1"):
     return [m["content"] for m in fake.sent_messages(fake.channel_for(user, "biz_1"))]
 
 
-def outbox(user="user_1"):
+def outbox(pm, user="user_1"):
     """The undelivered messages of a member's conversations: (text, attempts, status)."""
-    m, c = s.MessageRow, s.ConversationRow
+    models = pm.runtime.store.models
+    m, c = models.message, models.conversation
     rows = (m.select().join(c).where((c.user_id == user) & (m.direction == "out")
                                      & (m.status != "sent")).order_by(m.id))
     return [(r.text, r.attempts, r.status) for r in rows]
 
 
-def conversation(user="user_1", exp="exp_1"):
-    c = s.ConversationRow
-    return c.get((c.user_id == user) & (c.experience_id == exp))
+def conversation(pm, user="user_1", exp="exp_1"):
+    return pm.runtime.store.tenant(exp).latest(user)
+
+
+def out_rows(pm):
+    m = pm.runtime.store.models.message
+    return list(m.select().where(m.direction == "out").order_by(m.id))
 
 
 @pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgres", marks=pytest.mark.server_db),
@@ -97,8 +101,8 @@ def test_messages_of_a_conversation_are_delivered_in_order(quiet_pm, fake, clock
     assert (result.sent, result.failed) == (6, 0)
     assert dms(fake, "user_1") == [WELCOME, GUIDE, ASK_EMAIL]
     assert dms(fake, "user_2") == [WELCOME, GUIDE, ASK_EMAIL]
-    assert outbox("user_1") == outbox("user_2") == []
-    sent = s.MessageRow.select().where(s.MessageRow.direction == "out").order_by(s.MessageRow.id)
+    assert outbox(pm, "user_1") == outbox(pm, "user_2") == []
+    sent = out_rows(pm)
     whop_ids = {m["id"] for m in fake.sent_messages()}
     assert {row.whop_message_id for row in sent} == whop_ids
     assert len(whop_ids) == 6
@@ -119,7 +123,7 @@ def test_a_failure_holds_back_its_conversation_but_not_the_others(quiet_pm, fake
     assert (result.sent, result.failed) == (4, 1)
     assert dms(fake, "user_1") == [WELCOME]
     assert dms(fake, "user_2") == [WELCOME, GUIDE, ASK_EMAIL]
-    assert outbox("user_1") == [(GUIDE, 1, "pending"), (ASK_EMAIL, 0, "pending")]
+    assert outbox(pm, "user_1") == [(GUIDE, 1, "pending"), (ASK_EMAIL, 0, "pending")]
     assert (ada, ASK_EMAIL) not in [(ch, text) for ch, text, _ in tap.sends]  # never even tried
 
     # The question behind the failed message is due, but still waits for it.
@@ -131,7 +135,7 @@ def test_a_failure_holds_back_its_conversation_but_not_the_others(quiet_pm, fake
     clock.advance(minutes=5)
     assert dispatcher.run_once().sent == 2
     assert dms(fake, "user_1") == [WELCOME, GUIDE, ASK_EMAIL]
-    assert outbox("user_1") == []
+    assert outbox(pm, "user_1") == []
 
 
 def test_the_dm_channel_is_opened_once_and_remembered(quiet_pm, fake, clock):
@@ -142,10 +146,10 @@ def test_the_dm_channel_is_opened_once_and_remembered(quiet_pm, fake, clock):
         return fake.requests.count(("POST", "/dm_channels"))
 
     join(pm)
-    assert conversation().channel_id is None
+    assert conversation(pm).channel_id is None
     dispatcher.run_once()
     assert opened() == 1
-    assert conversation().channel_id == fake.channel_for("user_1", "biz_1")
+    assert conversation(pm).channel_id == fake.channel_for("user_1", "biz_1")
     say(pm, "1")
     dispatcher.run_once()
     assert opened() == 1
@@ -158,7 +162,7 @@ def test_the_dm_channel_is_opened_once_and_remembered(quiet_pm, fake, clock):
     dispatcher.run_once()
     assert opened() == 1
     assert dms(fake, "user_2") == [WELCOME, GUIDE, ASK_EMAIL]
-    assert conversation("user_2").channel_id == channel
+    assert conversation(pm, "user_2").channel_id == channel
 
 
 class PowerCut:
@@ -166,34 +170,34 @@ class PowerCut:
 
     def __init__(self, store):
         self.store = store
+        self.outbox = self
+        self.effects = store.effects
 
-    def tenant(self, experience_id):
-        tenant = self.store.tenant(experience_id)
+    def __getattr__(self, name):
+        return getattr(self.store.outbox, name)
 
-        def mark_sent(*args, **kwargs):
-            raise RuntimeError("power cut")
-
-        tenant.mark_sent = mark_sent
-        return tenant
+    def mark_sent(self, *args, **kwargs):
+        raise RuntimeError("power cut")
 
 
 def test_a_resend_after_a_crash_reuses_the_idempotency_key(quiet_pm, fake, clock):
     pm = quiet_pm()
     join(pm)
-    key = s.MessageRow.get(s.MessageRow.direction == "out").idempotency_key
+    key = out_rows(pm)[0].idempotency_key
     tap = Tap(fake)
     with pytest.raises(RuntimeError, match="power cut"):
-        Dispatcher(PowerCut(pm.runtime.store), tapped_client(fake, tap), clock).run_once()
+        dead = Dispatcher(PowerCut(pm.runtime.store), tapped_client(fake, tap), clock)
+        dead.run_once()
     assert dms(fake) == [WELCOME]
-    assert outbox() == [(WELCOME, 0, "pending")]  # claimed, never marked sent
+    assert outbox(pm) == [(WELCOME, 0, "pending")]  # claimed, never marked sent
 
     restarted = Dispatcher(pm.runtime.store, tapped_client(fake, tap), clock)
     assert restarted.run_once().sent == 0  # the dead process's claim still holds
-    clock.advance((CLAIM + timedelta(seconds=1)).total_seconds())
+    clock.advance((LEASE + timedelta(seconds=1)).total_seconds())
     assert restarted.run_once().sent == 1
     assert [k for _, _, k in tap.sends] == [key, key]
     assert dms(fake) == [WELCOME]  # Whop deduplicated the resend: one message
-    row = s.MessageRow.get(s.MessageRow.direction == "out")
+    row = out_rows(pm)[0]
     assert (row.status, row.whop_message_id) == ("sent", fake.sent_messages()[0]["id"])
 
 
@@ -206,7 +210,7 @@ def test_backoff_grows_and_is_capped(quiet_pm, fake, clock):
     delays = []
     for _ in range(14):
         assert dispatcher.run_once().failed == 1
-        row = s.MessageRow.get(s.MessageRow.direction == "out")
+        row = out_rows(pm)[0]
         delays.append(row.next_attempt_at - clock.now())
         # Nothing is retried before its time...
         clock.set(row.next_attempt_at - timedelta(seconds=1))
@@ -218,7 +222,7 @@ def test_backoff_grows_and_is_capped(quiet_pm, fake, clock):
     assert all(a < b for a, b in zip(delays[:capped], delays[1:capped + 1]))
     assert delays[capped:] == [MAX_BACKOFF] * (len(delays) - capped)
     assert len(tap.sends) == 14
-    assert outbox() == [(WELCOME, 14, "pending")]  # never dropped
+    assert outbox(pm) == [(WELCOME, 14, "pending")]  # never dropped
 
 
 def test_after_alert_after_failures_a_message_is_failed_and_still_retried(quiet_pm, fake, clock):
@@ -233,17 +237,17 @@ def test_after_alert_after_failures_a_message_is_failed_and_still_retried(quiet_
     statuses = []
     for _ in range(5):
         dispatcher.run_once()
-        statuses.append(outbox()[0][2])
+        statuses.append(outbox(pm)[0][2])
         clock.advance(hours=1)
     assert statuses == ["pending", "pending", "failed", "failed", "failed"]
     assert alerts == [(WELCOME, 3)]
     assert len(tap.sends) == 5
-    assert outbox()[0] == (WELCOME, 5, "failed")
+    assert outbox(pm)[0] == (WELCOME, 5, "failed")
 
     tap.refuse = lambda channel, content: False
     assert dispatcher.run_once().sent == 3
     assert dms(fake) == [WELCOME, GUIDE, ASK_EMAIL]
-    assert outbox() == []
+    assert outbox(pm) == []
     assert alerts == [(WELCOME, 3)]
 
 
@@ -288,8 +292,8 @@ def test_a_restarted_dispatcher_delivers_what_the_previous_one_left(quiet_pm, fa
 
     # The process restarts: a new connection, a new client, a new dispatcher.
     url = pm.runtime.store.url
-    pm.runtime.store.close()
-    store = s.Store(url)
+    pm.close()
+    store = Store(url)
     try:
         store.check_schema()
         fresh = Dispatcher(store, whop_client(fake, max_retries=0), clock)
@@ -298,7 +302,7 @@ def test_a_restarted_dispatcher_delivers_what_the_previous_one_left(quiet_pm, fa
         assert fresh.run_once().sent == 0
         assert dms(fake, "user_1") == [WELCOME, GUIDE, ASK_EMAIL]
         assert dms(fake, "user_2") == [WELCOME, GUIDE, ASK_EMAIL]
-        assert outbox("user_1") == outbox("user_2") == []
+        assert outbox(pm, "user_1") == outbox(pm, "user_2") == []
     finally:
         store.close()
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
 
-from whopfunnel_plugin.errors import ConversationNotFound, SchemaOutOfDate
+from whopfunnel_plugin.errors import ConversationNotFound, SchemaOutOfDate, StorageError
 from whopfunnel_plugin.events import MemberJoined, MessageReceived
 from whopfunnel_plugin.funnel.model import load_funnel
 from whopfunnel_plugin.service.host import Callbacks, Host
-from whopfunnel_plugin.storage import store as s
+from whopfunnel_plugin.storage import SCHEMA_VERSION, Store
 
 from ..conftest import FUNNELS
 
@@ -65,7 +66,7 @@ def test_join_starts_a_conversation_and_queues_the_welcome(host, store):
     assert (conv.block, conv.status, conv.funnel_id) == ("welcome", "active", "onboarding")
     assert outbox(store) == ["Welcome, Ada! What brings you here?\n\n1. Trading & Investing\n"
                              "2. Just exploring for now"]
-    row = store.tenant("exp_1").pending_outbound().get()
+    row = store.tenant("exp_1").pending_outbound()[0]
     assert len(row.idempotency_key) == 32
 
 
@@ -118,23 +119,38 @@ def test_a_duplicate_message_id_is_processed_once(host, store):
     assert len(list(store.tenant("exp_1").interactions())) == 1
 
 
+def counts(store):
+    m = store.models
+    return m.message.select().count(), m.interaction.select().count()
+
+
 def test_a_duplicate_writes_nothing_in_any_tenant(host, store):
     join(host)
     join(host, exp="exp_2")
     say(host, "nonsense", "m1")
-    say(host, "hello", "m2", user="nobody")  # stored unrouted
-    before = s.MessageRow.select().count(), s.InteractionRow.select().count()
+    before = counts(store)
     assert say(host, "1", "m1", exp="exp_2").status == "duplicate"
-    assert say(host, "1", "m2").status == "duplicate"
-    assert (s.MessageRow.select().count(), s.InteractionRow.select().count()) == before
+    assert counts(store) == before
     assert store.tenant("exp_2").active("user_1").invalid_count == 0
+
+
+def test_a_misrouted_message_does_not_use_up_its_id(host, store):
+    join(host)
+    assert say(host, "1", "m2", user="nobody").status == "unrouted"  # nothing stored
+    assert say(host, "1", "m2", exp="exp_elsewhere").status == "unrouted"
+    assert counts(store) == (1, 0)  # the welcome only
+    # The same message id, delivered for the right conversation, is processed there.
+    assert say(host, "1", "m2").status == "advanced"
+    assert store.tenant("exp_1").active("user_1").block == "email"
+    assert say(host, "1", "m2").status == "duplicate"
 
 
 def test_an_inbound_id_taken_by_an_outbound_message_is_refused_not_a_duplicate(host, store):
     conv = join(host).conversation
-    s.MessageRow.update(whop_message_id="w_sent").where(
-        (s.MessageRow.conversation == conv.id) & (s.MessageRow.direction == "out")).execute()
-    with pytest.raises(s.StorageError):
+    m = store.models.message
+    m.update(whop_message_id="w_sent").where(
+        (m.conversation == conv.id) & (m.direction == "out")).execute()
+    with pytest.raises(StorageError, match="already used by another message"):
         say(host, "nonsense", "w_sent")
     assert store.tenant("exp_1").active("user_1").invalid_count == 0
     assert not list(store.tenant("exp_1").interactions())
@@ -143,25 +159,33 @@ def test_an_inbound_id_taken_by_an_outbound_message_is_refused_not_a_duplicate(h
 def test_the_prebuilt_lookup_reads_what_peewee_reads(host, store):
     join(host, user_name="Ada")
     say(host, "nonsense", "m1")
-    c = s.ConversationRow
-    fast = store.tenant("exp_1").active("user_1", lock=True)
+    c = store.models.conversation
+    fast = store.tenant("exp_1").active("user_1")
     slow = c.select().where((c.experience_id == "exp_1") & (c.active_user == "user_1")).get()
-    assert fast.__data__ == slow.__data__
-    assert {k: type(v) for k, v in fast.__data__.items()} == {
-        k: type(v) for k, v in slow.__data__.items()}
+    columns = {f.name: f.column_name for f in c._meta.sorted_fields}
+    slow_data = {columns[k]: v for k, v in slow.__data__.items()}
+    fast_data = dataclasses.asdict(fast)
+    assert fast_data == slow_data
+    assert {k: type(v) for k, v in fast_data.items()} == {
+        k: type(v) for k, v in slow_data.items()}
     assert store.tenant("exp_2").active("user_1") is None  # scoped by tenant
 
 
 def test_a_crash_before_commit_leaves_nothing_half_written(store, clock):
-    class Crashing(Host):
-        def _owe(self, row, decision, now):
-            raise RuntimeError("power cut")
-
     good = Host(store, {"onboarding": ONBOARDING}, clock=clock)
     join(good)
     before = store.tenant("exp_1").active("user_1")
-    with pytest.raises(RuntimeError, match="power cut"):
-        say(Crashing(store, {"onboarding": ONBOARDING}, clock=clock), "1", "m1")
+    crashing = Store(store.url)  # the same database, in a process that dies mid-transaction
+
+    def power_cut(*rows):
+        raise RuntimeError("power cut")
+
+    crashing.sql.visit.execute = power_cut  # after the state, the inbound row, the interaction
+    try:
+        with pytest.raises(RuntimeError, match="power cut"):
+            say(Host(crashing, {"onboarding": ONBOARDING}, clock=clock), "1", "m1")
+    finally:
+        crashing.close()
     after = store.tenant("exp_1").active("user_1")
     assert (after.block, after.revision) == (before.block, before.revision)
     assert list(store.tenant("exp_1").interactions()) == []
@@ -202,12 +226,12 @@ def test_the_sweep_ends_expired_conversations_once(store, clock, calls):
     result = host.sweep()
     assert dict(result.ended) == {"exp_a": 4, "exp_b": 3}
     assert sorted(c for c in calls.calls if c[0] == "timeout") == sorted(
-        ("timeout", r.id) for r in s.ConversationRow.select().where(
-            s.ConversationRow.end_reason == "timeout"))
+        ("timeout", r.id) for r in store.tenant("exp_a").conversations()
+        + store.tenant("exp_b").conversations() if r.end_reason == "timeout")
     assert len([c for c in calls.calls if c[0] == "timeout"]) == 7
     assert host.sweep().total == 0
     assert store.tenant("exp_a").active("fresh") is not None
-    assert s.EffectRow.select().count() == 0
+    assert store.effects.pending() == 0
 
 
 def test_a_reply_after_expiry_is_treated_as_after_the_timeout(host, store, clock, calls):
@@ -232,31 +256,29 @@ def test_reminders_are_sent_once(store, clock):
 
 
 def test_hook_calls_lost_in_a_crash_fire_on_a_later_sweep(store, clock, calls):
-    class DiesAfterCommit(Host):
-        def _fire(self, effect_ids, now):
-            return 0  # the process died between the commit and the hook call
-
-    dying = DiesAfterCommit(store, {"onboarding": ONBOARDING}, clock=clock, callbacks=calls)
+    dying = Host(store, {"onboarding": ONBOARDING}, clock=clock, callbacks=calls)
+    dying.calls.fire = lambda ids=None: 0  # the process died between the commit and the hook call
     conv = join(dying).conversation
     say(dying, "2", "m1")
     assert calls.calls == []
     healthy = Host(store, {"onboarding": ONBOARDING}, clock=clock, callbacks=calls)
-    assert healthy.sweep().hooks_recovered == 0  # still within the lease of the dead process
-    clock.advance(minutes=6)
+    # Nobody claimed it, so it is due at once: the next sweep (of any worker) fires it.
     assert healthy.sweep().hooks_recovered == 1
     assert calls.calls == [("end", conv.id, "completed")]
+    assert healthy.sweep().hooks_recovered == 0
 
 
 def test_schema_must_be_upgraded_before_use(db_url_factory):
     url = db_url_factory("sqlite")
-    fresh = s.Store(url)
+    fresh = Store(url)
     try:
         with pytest.raises(SchemaOutOfDate, match="run `whopfunnel db upgrade`"):
             fresh.check_schema()
-        assert fresh.upgrade() == (0, s.SCHEMA_VERSION)
+        assert fresh.upgrade() == (0, SCHEMA_VERSION)
         fresh.check_schema()
-        assert fresh.upgrade() == (s.SCHEMA_VERSION, s.SCHEMA_VERSION)
-        s.SchemaInfo.update(value="0").execute()
+        assert fresh.upgrade() == (SCHEMA_VERSION, SCHEMA_VERSION)
+        info = fresh.models.schema
+        info.update(value="0").where(info.key == "schema_version").execute()
         with pytest.raises(SchemaOutOfDate, match="is at schema version 0"):
             fresh.check_schema()
     finally:
@@ -274,14 +296,14 @@ def test_a_conversation_keeps_the_funnel_version_it_started_on(store, clock):
     join(new_host, user="user_2")
     assert say(new_host, "1", "m1").messages[0].startswith("Here is the free guide")
     assert say(new_host, "1", "m2", user="user_2").messages[0].startswith("EDITED")
-    versions = {c.funnel_version_id for c in s.ConversationRow.select()}
+    versions = {c.funnel_version_id for c in store.tenant("exp_1").conversations()}
     assert len(versions) == 2
 
 
 # -- concurrency: real connections, several threads ------------------------------------------
 
 
-def _threads(n, target):
+def _threads(n, target, store):
     barrier = threading.Barrier(n)
     errors = []
 
@@ -292,7 +314,7 @@ def _threads(n, target):
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
-            s.database.close()
+            store.db.close()  # this thread's connection
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
@@ -303,14 +325,14 @@ def _threads(n, target):
 
 
 def test_concurrent_joins_make_one_active_conversation(host, store):
-    _threads(6, lambda i: join(host))
-    assert store.tenant("exp_1").conversations().count() == 1
+    _threads(6, lambda i: join(host), store)
+    assert len(store.tenant("exp_1").conversations()) == 1
     assert len(outbox(store)) == 1
 
 
 def test_concurrent_replies_never_advance_a_conversation_twice(host, store):
     join(host)
-    _threads(2, lambda i: say(host, "1", f"m{i}"))
+    _threads(2, lambda i: say(host, "1", f"m{i}"), store)
     conv = store.tenant("exp_1").active("user_1")
     rows = list(store.tenant("exp_1").interactions())
     # one reply moved welcome -> email; the other was judged on the email block
@@ -322,13 +344,13 @@ def test_concurrent_replies_never_advance_a_conversation_twice(host, store):
 
 def test_concurrent_invalid_replies_all_count(host, store):
     join(host)
-    _threads(2, lambda i: say(host, "nonsense", f"m{i}"))
+    _threads(2, lambda i: say(host, "nonsense", f"m{i}"), store)
     assert store.tenant("exp_1").active("user_1").invalid_count == 2
 
 
 def test_concurrent_duplicate_deliveries_are_processed_once(host, store):
     join(host)
-    _threads(4, lambda i: say(host, "nonsense", "same"))
+    _threads(4, lambda i: say(host, "nonsense", "same"), store)
     assert store.tenant("exp_1").active("user_1").invalid_count == 1
 
 
@@ -338,21 +360,27 @@ def test_two_concurrent_sweepers_fire_on_timeout_once_each(store, clock, calls):
         join(host, user=f"u{i}")
     clock.advance(hours=25)
     results = []
-    _threads(2, lambda i: results.append(host.sweep()))
+    _threads(2, lambda i: results.append(host.sweep()), store)
     assert sum(r.total for r in results) == 40
     timeouts = [c for c in calls.calls if c[0] == "timeout"]
     assert len(timeouts) == 40
     assert len(set(timeouts)) == 40
 
 
-def test_one_database_per_process(db_url_factory):
-    from whopfunnel_plugin.errors import StorageError
-
-    first = s.Store(db_url_factory("sqlite"))
+def test_stores_on_two_databases_keep_to_their_own(db_url_factory, clock):
+    one, two = Store(db_url_factory("sqlite")), Store(db_url_factory("sqlite"))
     try:
-        with pytest.raises(StorageError, match="another database .* is open in this process"):
-            s.Store(db_url_factory("sqlite"))
-        s.Store(first.url).close()  # the same database again is fine
+        for store in (one, two):
+            store.upgrade()
+        a = Host(one, {"onboarding": ONBOARDING}, clock=clock)
+        b = Host(two, {"onboarding": ONBOARDING}, clock=clock)
+        join(a, user="ada")
+        join(b, user="bob")
+        say(a, "1", "m1", user="ada")
+        assert [c.user_id for c in one.tenant("exp_1").conversations()] == ["ada"]
+        assert [c.user_id for c in two.tenant("exp_1").conversations()] == ["bob"]
+        assert one.tenant("exp_1").active("ada").block == "email"
+        assert two.tenant("exp_1").active("bob").block == "welcome"
     finally:
-        first.close()
-    s.Store(db_url_factory("sqlite")).close()  # after closing, another one is fine too
+        one.close()
+        two.close()

@@ -6,7 +6,6 @@ import pytest
 
 from whopfunnel_plugin import MemberJoined, MessageReceived, hookimpl
 from whopfunnel_plugin.service.poller import Poller
-from whopfunnel_plugin.storage import store as s
 
 from ..conftest import whop_client
 
@@ -53,9 +52,12 @@ def join(pm, user="user_1", exp="exp_1"):
                                               user_name="Ada"))
 
 
-def conversation(user="user_1", exp="exp_1"):
-    c = s.ConversationRow
-    return c.get((c.user_id == user) & (c.experience_id == exp))
+def conversation(pm, user="user_1", exp="exp_1"):
+    return pm.runtime.store.tenant(exp).latest(user)
+
+
+def rows(pm, name):
+    return list(getattr(pm.runtime.store.models, name).select())
 
 
 def bot_said(fake, user="user_1"):
@@ -69,8 +71,8 @@ def test_member_dms_are_fed_through_on_message(pm, fake):
     assert poller.run_once() == 1
     assert pm.heard.texts == [("user_1", "1")]  # not the bot's own welcome
     assert bot_said(fake) == [WELCOME, GUIDE, ASK_EMAIL]
-    assert conversation().block == "email"
-    inbound = s.MessageRow.get(s.MessageRow.direction == "in")
+    assert conversation(pm).block == "email"
+    inbound = next(m for m in rows(pm, "message") if m.direction == "in")
     assert (inbound.text, inbound.status) == ("1", "received")
     # The bot's replies that are now in the channel are not fed back as member messages.
     assert poller.run_once() == 0
@@ -79,13 +81,13 @@ def test_member_dms_are_fed_through_on_message(pm, fake):
 
 def test_the_cursor_is_stored_and_advances(pm, fake):
     join(pm)
-    assert conversation().poll_cursor is None
+    assert conversation(pm).poll_cursor is None
     fake.member_says("user_1", "1", company_id="biz_1")
     Poller(pm, bot_user_id=fake.bot_user["id"]).run_once()
-    first = conversation().poll_cursor
+    first = conversation(pm).poll_cursor
     assert first is not None
     client = whop_client(fake)
-    channel = conversation().channel_id
+    channel = conversation(pm).channel_id
     # it points just past the member's reply: only the bot's answers to it come after
     assert [m["content"] for m in client.list_messages(channel, after=first).data] == [
         GUIDE, ASK_EMAIL]
@@ -94,13 +96,13 @@ def test_the_cursor_is_stored_and_advances(pm, fake):
     # A new poller (a restarted process) starts from the stored cursor, not from the top.
     assert Poller(pm, bot_user_id=fake.bot_user["id"]).run_once() == 1
     assert pm.heard.texts == [("user_1", "1"), ("user_1", "ada@example.com")]
-    second = conversation().poll_cursor
+    second = conversation(pm).poll_cursor
     assert second != first
     assert [m["content"] for m in client.list_messages(channel, after=first).data][:3] == [
         GUIDE, ASK_EMAIL, "ada@example.com"]
     assert [m["user"]["id"] for m in client.list_messages(channel, after=second).data] == [
         "user_bot"]  # the offer, sent after the poll
-    assert conversation().block == "offer"
+    assert conversation(pm).block == "offer"
 
 
 def test_a_dm_seen_by_webhook_and_poller_is_processed_once(pm, fake):
@@ -113,10 +115,10 @@ def test_a_dm_seen_by_webhook_and_poller_is_processed_once(pm, fake):
                                                channel_id=channel))
     Poller(pm, bot_user_id=fake.bot_user["id"]).run_once()
     assert bot_said(fake) == [WELCOME, GUIDE, ASK_EMAIL]
-    interactions = list(s.InteractionRow.select())
+    interactions = rows(pm, "interaction")
     assert [(i.block, i.classification) for i in interactions] == [("welcome", "valid")]
-    assert s.MessageRow.select().where(s.MessageRow.direction == "in").count() == 1
-    assert conversation().block == "email"
+    assert len([m for m in rows(pm, "message") if m.direction == "in"]) == 1
+    assert conversation(pm).block == "email"
 
 
 def test_history_from_before_the_conversation_is_skipped(pm, fake, clock):
@@ -125,13 +127,13 @@ def test_history_from_before_the_conversation_is_skipped(pm, fake, clock):
     join(pm)
     Poller(pm, bot_user_id=fake.bot_user["id"]).run_once()
     assert pm.heard.texts == []
-    assert (conversation().status, conversation().block) == ("active", "welcome")
+    assert (conversation(pm).status, conversation(pm).block) == ("active", "welcome")
     assert bot_said(fake) == [WELCOME]
 
     fake.member_says("user_1", "1", company_id="biz_1")
     Poller(pm, bot_user_id=fake.bot_user["id"]).run_once()
     assert pm.heard.texts == [("user_1", "1")]
-    assert conversation().block == "email"
+    assert conversation(pm).block == "email"
 
 
 def test_the_request_budget_caps_api_calls_per_run(pm, fake):
@@ -166,7 +168,7 @@ def test_every_conversation_gets_its_turn_across_runs(pm, fake):
     advanced = []
     for _ in range(3):
         poller.run_once()
-        advanced.append(sorted(u for u in users if conversation(u).block == "email"))
+        advanced.append(sorted(u for u in users if conversation(pm, u).block == "email"))
         ticks.now += 60
     assert [len(a) for a in advanced] == [2, 4, 5]
     assert advanced[-1] == users
@@ -175,13 +177,12 @@ def test_every_conversation_gets_its_turn_across_runs(pm, fake):
 
 def test_conversations_without_a_channel_or_not_active_are_not_polled(make_pm, fake):
     pm = make_pm()
-    pm.runtime.inline_delivery = False  # the welcome waits in the outbox: no channel yet
+    fake.fail_next(3, status=503)  # the welcome waits in the outbox: no channel yet
     join(pm, "user_1")
-    pm.runtime.inline_delivery = True
     join(pm, "user_2")
     pm.hook.on_message(message=MessageReceived(experience_id="exp_1", user_id="user_2",
                                                message_id="m_end", text="2"))  # ends it
-    assert conversation("user_2").status == "completed"
+    assert conversation(pm, "user_2").status == "completed"
     before = fake.requests.count(("GET", "/messages"))
     assert Poller(pm, bot_user_id=fake.bot_user["id"]).run_once() == 0
     assert fake.requests.count(("GET", "/messages")) == before
@@ -193,12 +194,12 @@ def test_one_dm_in_a_shared_channel_advances_one_conversation(make_pm, fake):
     pm = make_pm()
     join(pm, "user_1", "exp_a")
     join(pm, "user_1", "exp_b")
-    assert conversation("user_1", "exp_a").channel_id == conversation("user_1", "exp_b").channel_id
+    assert conversation(pm, "user_1", "exp_a").channel_id == conversation(pm, "user_1", "exp_b").channel_id
     fake.member_says("user_1", "1", company_id="biz_1")
     Poller(pm, bot_user_id=fake.bot_user["id"]).run_once()
-    blocks = sorted(conversation("user_1", exp).block for exp in ("exp_a", "exp_b"))
+    blocks = sorted(conversation(pm, "user_1", exp).block for exp in ("exp_a", "exp_b"))
     assert blocks == ["email", "welcome"]  # the webhook path routes it to one of them
-    assert s.InteractionRow.select().count() == 1
+    assert len(rows(pm, "interaction")) == 1
 
 
 def test_a_dm_taken_by_one_tenant_is_not_processed_again_by_another(make_pm, fake):
@@ -213,6 +214,6 @@ def test_a_dm_taken_by_one_tenant_is_not_processed_again_by_another(make_pm, fak
     assert [o.status for o in out if o is not None] == ["ended"]
     # the poller now sees the same message; route_dm would pick exp_a, but it is a duplicate
     Poller(pm, bot_user_id=fake.bot_user["id"]).run_once()
-    assert conversation("user_1", "exp_a").block == "welcome"
-    assert conversation("user_1", "exp_a").status == "active"
-    assert [(r.experience_id, r.text) for r in s.InteractionRow.select()] == [("exp_b", "2")]
+    assert conversation(pm, "user_1", "exp_a").block == "welcome"
+    assert conversation(pm, "user_1", "exp_a").status == "active"
+    assert [(r.experience_id, r.text) for r in rows(pm, "interaction")] == [("exp_b", "2")]

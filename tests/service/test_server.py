@@ -10,7 +10,6 @@ import pytest
 
 from whopfunnel_plugin import hookimpl
 from whopfunnel_plugin.service.server import WebhookApp
-from whopfunnel_plugin.storage import store as s
 from whopfunnel_plugin.whop.fake import FakeWhop
 
 SECRET = "ws_server_test_secret"
@@ -80,8 +79,8 @@ def dms(fake, user="user_1"):
     return [m["content"] for m in fake.sent_messages(fake.channel_for(user, "biz_1"))]
 
 
-def conversations(user="user_1"):
-    c = s.ConversationRow
+def conversations(pm, user="user_1"):
+    c = pm.runtime.store.models.conversation
     return [(r.experience_id, r.status, r.end_reason, r.block)
             for r in c.select().where(c.user_id == user).order_by(c.id)]
 
@@ -90,7 +89,7 @@ def conversations(user="user_1"):
 
 
 def test_a_bad_signature_is_refused_with_401(world, fake, clock):
-    _, client, *_ = world
+    _, client, pm, *_ = world
     envelope = fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada")
     wrong = post(client, clock, envelope, secret="ws_someone_else")
     assert wrong.status_code == 401
@@ -100,14 +99,14 @@ def test_a_bad_signature_is_refused_with_401(world, fake, clock):
     assert "more than the 300 s tolerance" in stale.json()["error"]
     unsigned = client.post("/webhooks/whop", content=json.dumps(envelope).encode())
     assert unsigned.status_code == 401
-    assert conversations() == []
+    assert conversations(pm) == []
     assert fake.sent_messages() == []
     # A refused delivery is not remembered: the genuine one with the same id still counts.
     assert post(client, clock, envelope).json() == {"status": "started"}
 
 
 def test_a_malformed_body_is_refused_with_400(world, fake, clock):
-    _, client, *_ = world
+    _, client, pm, *_ = world
     answer = post(client, clock, body=b"{not json", msg_id="evt_bad")
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("body is not valid JSON")
@@ -115,7 +114,7 @@ def test_a_malformed_body_is_refused_with_400(world, fake, clock):
     answer = post(client, clock, no_user)
     assert (answer.status_code, answer.json()) == (400, {"error": "missing data.user_id (or "
                                                                   "data.user.id)"})
-    assert conversations() == []
+    assert conversations(pm) == []
 
 
 def test_a_body_over_one_mib_is_refused_unread(world):
@@ -165,7 +164,7 @@ def test_healthz(world):
 
 
 def test_duplicate_and_unknown_events_are_acknowledged(world, fake, clock):
-    _, client, _, _, commits = world
+    _, client, pm, _, commits = world
     envelope = fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada")
     first = post(client, clock, envelope)
     assert (first.status_code, first.json()) == (200, {"status": "started"})
@@ -173,7 +172,7 @@ def test_duplicate_and_unknown_events_are_acknowledged(world, fake, clock):
     again = post(client, clock, envelope)
     assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
     assert dms(fake) == [WELCOME]
-    assert len(conversations()) == 1
+    assert len(conversations(pm)) == 1
 
     unknown = {"id": "evt_pay", "type": "payment.succeeded", "data": {"id": "pay_1"}}
     answer = post(client, clock, unknown)
@@ -182,24 +181,24 @@ def test_duplicate_and_unknown_events_are_acknowledged(world, fake, clock):
     assert post(client, clock, unknown).json() == {"status": "duplicate"}
     unrouted = post(client, clock, fake.membership_activated("user_2", "prod_9", "biz_1"))
     assert unrouted.json() == {"status": "ignored", "reason": "no route for product prod_9"}
-    assert conversations("user_2") == []
+    assert conversations(pm, "user_2") == []
     assert len(commits) == 1  # only the delivery that changed something woke the sender
 
 
 def test_membership_deactivated_ends_the_conversation(world, fake, clock):
-    _, client, _, ends, _ = world
+    _, client, pm, ends, _ = world
     post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada"))
     answer = post(client, clock, fake.membership_deactivated("user_1", "prod_1", "biz_1"))
     assert (answer.status_code, answer.json()) == (200, {"status": "ended"})
-    assert conversations() == [("exp_1", "abandoned", "membership_ended", "welcome")]
-    assert s.ConversationRow.get().active_user is None
+    assert conversations(pm) == [("exp_1", "abandoned", "membership_ended", "welcome")]
+    assert pm.runtime.store.models.conversation.get().active_user is None
     assert ends.reasons == [("exp_1", "abandoned", "membership_ended")]
     assert dms(fake) == [WELCOME]  # no goodbye to someone who left
     again = post(client, clock, fake.membership_deactivated("user_1", "prod_1", "biz_1"))
     assert again.json() == {"status": "inactive"}
     rejoined = post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1"))
     assert rejoined.json() == {"status": "started"}
-    assert [c[1] for c in conversations()] == ["abandoned", "active"]
+    assert [c[1] for c in conversations(pm)] == ["abandoned", "active"]
 
 
 def test_a_failed_delivery_is_not_remembered_so_the_retry_is_processed(world, fake, clock):
@@ -219,25 +218,26 @@ def test_a_failed_delivery_is_not_remembered_so_the_retry_is_processed(world, fa
         host.end = real_end
     assert (failed.status_code, failed.json()) == (500, {"error": "internal error; retry later"})
     assert post(client, clock, envelope).json() == {"status": "ended"}
-    assert conversations()[0][2] == "membership_ended"
+    assert conversations(pm)[0][2] == "membership_ended"
 
 
 def test_a_dm_goes_to_the_conversation_bound_to_its_channel(world, fake, clock):
     _, client, pm, *_ = world
     post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada"))
-    pm.runtime.inline_delivery = False  # exp_2's welcome waits: no channel bound there yet
+    fake.fail_next(3, status=503)  # exp_2's welcome waits: no channel bound there yet
     post(client, clock, fake.membership_activated("user_1", "prod_2", "biz_1", name="Ada"))
-    pm.runtime.inline_delivery = True
-    c = s.ConversationRow
+    models = pm.runtime.store.models
+    c = models.conversation
     channel = fake.channel_for("user_1", "biz_1")
     assert [(r.experience_id, r.channel_id) for r in c.select().order_by(c.id)] == [
         ("exp_1", channel), ("exp_2", None)]
 
     answer = post(client, clock, fake.member_says("user_1", "1", company_id="biz_1"))
     assert answer.json() == {"status": "advanced"}
-    assert conversations() == [("exp_1", "active", None, "email"),
+    assert conversations(pm) == [("exp_1", "active", None, "email"),
                                ("exp_2", "active", None, "welcome")]
-    assert s.InteractionRow.select().where(s.InteractionRow.experience_id == "exp_2").count() == 0
+    i = models.interaction
+    assert i.select().where(i.experience_id == "exp_2").count() == 0
     assert dms(fake)[-2:] == ["Here is the free guide: https://example.com/guide",
                               "What's the best email to send it to?"]
 
@@ -246,11 +246,11 @@ def test_a_dm_goes_to_the_conversation_bound_to_its_channel(world, fake, clock):
     stranger["data"]["channel"]["id"] = "feed_elsewhere"
     answer = post(client, clock, stranger)
     assert answer.json() == {"status": "ignored", "reason": "no route for company biz_1"}
-    assert [r[3] for r in conversations()] == ["email", "welcome"]
+    assert [r[3] for r in conversations(pm)] == ["email", "welcome"]
 
 
 def test_dms_of_the_bot_and_of_strangers_are_ignored(world, fake, clock):
-    _, client, *_ = world
+    _, client, pm, *_ = world
     post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada"))
     own = fake.member_says("user_1", "1", company_id="biz_1")
     own["data"]["message"]["user"] = dict(fake.bot_user)
@@ -258,8 +258,9 @@ def test_dms_of_the_bot_and_of_strangers_are_ignored(world, fake, clock):
                                                "reason": "the bot's own message"}
     stranger = post(client, clock, fake.member_says("user_9", "1", company_id="biz_1"))
     assert stranger.json() == {"status": "ignored", "reason": "no route for company biz_1"}
-    assert conversations() == [("exp_1", "active", None, "welcome")]
-    assert s.MessageRow.select().where(s.MessageRow.direction == "in").count() == 0
+    assert conversations(pm) == [("exp_1", "active", None, "welcome")]
+    m = pm.runtime.store.models.message
+    assert m.select().where(m.direction == "in").count() == 0
 
 
 def test_a_join_redelivered_after_the_funnel_ended_is_a_no_op(world, fake, clock):
@@ -272,7 +273,7 @@ def test_a_join_redelivered_after_the_funnel_ended_is_a_no_op(world, fake, clock
     post(client, clock, fake.member_says("user_1", "2", company_id="biz_1"))  # ends it
     again = post(client, clock, envelope)
     assert again.json() == {"status": "duplicate"}
-    assert s.ConversationRow.select().count() == 1
+    assert pm.runtime.store.models.conversation.select().count() == 1
     assert dms(fake)[-1] == "Thanks for stopping by!"
 
 
@@ -290,8 +291,8 @@ def test_webhook_joins_start_the_routed_funnel_even_with_experience_routes(make_
     app = WebhookApp(pm, secret=SECRET, bot_user_id=fake.bot_user["id"])
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://wf.test") as client:
         post(client, clock, fake.membership_activated("user_1", "prod_q", "biz_1", name="Ada"))
-    assert [(c.experience_id, c.funnel_id) for c in s.ConversationRow.select()] == [
-        ("exp_1", "qualification")]
+    assert [(c.experience_id, c.funnel_id)
+            for c in pm.runtime.store.tenant("exp_1").conversations()] == [("exp_1", "qualification")]
 
 
 def test_serve_refuses_routes_without_an_experience(make_pm):

@@ -14,7 +14,7 @@ from ..events import MemberJoined, MessageReceived
 from ..funnel.model import Funnel
 from ..service.host import Host
 from ..service.runtime import HookCallbacks
-from ..storage.store import Store
+from ..storage import Store
 from .options import config_option, current_config, plugin_context
 
 ENDINGS = {
@@ -49,12 +49,14 @@ class ChatSession:
         self.narrator = _Narrator(pm)
         self.host = Host(store, {funnel.id: funnel}, clock=clock, callbacks=self.narrator,
                          **settings)
+        self._shown: set[int] = set()  # outbox rows already printed (nothing is sent)
 
     def start(self) -> bool:
         """Resume the member's active conversation or start one; False if it ended at once."""
         row = self.tenant.active(self.user_id)
         if row is not None and (row.expires_at is None or row.expires_at > self.host.clock.now()):
             self.say(f"(resuming conversation {row.id} at block {row.block!r})")
+            self._shown.update(m.id for m in self.tenant.pending_outbound(row.id))
             self._show(self.host.prompt(self.experience_id, self.user_id))
             return True
         outcome = self.host.join(MemberJoined(experience_id=self.experience_id,
@@ -90,13 +92,13 @@ class ChatSession:
         self.say("(end of input: the conversation stays open; run chat again to resume)")
 
     def _flush(self) -> None:
-        now = self.host.clock.now()
         row = self.tenant.latest(self.user_id)
         if row is None:
             return
         for message in self.tenant.pending_outbound(row.id):
-            self._show([message.text])
-            self.tenant.mark_sent(message, None, now)
+            if message.id not in self._shown:
+                self._shown.add(message.id)
+                self._show([message.text])
         for note in self.narrator.notes:
             self.say(note)
         self.narrator.notes.clear()

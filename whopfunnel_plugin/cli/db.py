@@ -16,7 +16,7 @@ def db() -> None:
 @config_option
 def upgrade() -> None:
     """Create or migrate the database schema."""
-    from ..storage.store import Store, redact_url
+    from ..storage import Store, redact_url
 
     config = current_config()
     store = Store(config.database_url())

@@ -20,7 +20,7 @@ from ..clock import SystemClock
 from ..config import Config, Route
 from ..plugins import make_plugin_manager
 from ..service.server import build_service
-from ..storage.store import Store
+from ..storage import Store
 from ..whop.fake import FakeWhop, serve_in_thread
 
 MEMBER = "user_ada"
@@ -94,7 +94,7 @@ def run_demo(say) -> int:
                                       experience="exp_demo"),), poll_every=0)
         environ = {"WHOP_API_KEY": api_key, "WHOP_WEBHOOK_SECRET": secret,
                    "WHOP_BOT_USER_ID": fake.bot_user["id"]}
-        pm = make_plugin_manager(config, environ=environ, entrypoints=False)
+        pm = make_plugin_manager(config, environ=environ, entrypoints=False, delivery="dispatcher")
         service = build_service(pm, host="127.0.0.1", port=0)
         thread = threading.Thread(target=service.run, name="whopfunnel-serve", daemon=True)
         thread.start()
@@ -119,7 +119,7 @@ def run_demo(say) -> int:
                     transcript.wait()
             conv = pm.runtime.store.tenant("exp_demo").latest(MEMBER)
             say(f"conversation {conv.id}: {conv.status} ({conv.end_reason}); captured "
-                f"{json.loads(conv.variables)}")
+                f"{conv.variables}")
             ok = conv.status != "active"
         finally:
             service.stop()

@@ -28,4 +28,4 @@ def plugins() -> None:
         for (name, hook), count in sorted(pm.errors.items()):
             click.echo(f"warning: plugin {name!r} failed {count}x in {hook}", err=True)
     finally:
-        pm.runtime.close()
+        pm.close()

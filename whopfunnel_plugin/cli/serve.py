@@ -24,17 +24,17 @@ def serve(demo, host, port) -> None:
     from ..plugins import make_plugin_manager
     from ..service.server import build_service
 
-    pm = make_plugin_manager(current_config())
+    pm = make_plugin_manager(current_config(), delivery="dispatcher")
     try:
         service = build_service(pm, host=host, port=port)
     except OSError as exc:
-        pm.runtime.close()
+        pm.close()
         config = current_config()
         where = f"{host or config.host}:{config.port if port is None else port}"
         raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc} "
                           "(server.host/server.port in plugin.yaml, or --host/--port)") from None
     except BaseException:
-        pm.runtime.close()
+        pm.close()
         raise
     service.install_signal_handlers()
     click.echo(f"whopfunnel serving POST {service.url}/webhooks/whop (Ctrl-C stops)", err=True)

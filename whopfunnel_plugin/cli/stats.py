@@ -12,8 +12,8 @@ from .options import config_option, current_config, plural
 @config_option
 def stats(experience_id) -> None:
     """Per-block reach, drop-off and end reasons per funnel and tenant."""
+    from ..storage import Store
     from ..storage.stats import funnel_stats
-    from ..storage.store import Store
 
     store = Store(current_config().database_url())
     try:

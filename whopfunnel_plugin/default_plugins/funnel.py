@@ -1,7 +1,7 @@
 """The funnel engine on storage: joins start conversations, messages advance them.
 
-Each call commits first, then delivers what it produced through the Whop client
-before returning; whatever fails to send stays in the outbox for the dispatcher.
+Each call commits first; with inline delivery (embedding) it then sends what it
+produced before returning, and whatever fails to send stays in the outbox.
 """
 
 from ..hookspecs import hookimpl
@@ -16,12 +16,8 @@ class FunnelPlugin:
 
     @hookimpl
     def on_member_join(self, event):
-        outcome = self.runtime.host.join(event)
-        self.runtime.deliver(outcome)
-        return outcome
+        return self.runtime.join(event)
 
     @hookimpl
     def on_message(self, message):
-        outcome = self.runtime.host.message(message)
-        self.runtime.deliver(outcome)
-        return outcome
+        return self.runtime.message(message)

@@ -39,9 +39,12 @@ class OwnerNotifier:
             log.warning("conversation %s has no company id; cannot find an owner to notify",
                         conversation.id)
             return
-        self.runtime.store.queue_owner_message(
+        store = self.runtime.store
+        store.outbox.queue_owner(
             conversation, text=owner_message(conversation, reason, block, last_replies),
             title="Member needs a person" if reason == "handoff" else "Member needs help",
-            # one row per (conversation, reason): a hook call repeated after a crash
-            # finds the row already there
-            key=f"wf-owner-{conversation.id}-{reason}", now=self.runtime.clock.now())
+            # One row per (conversation, reason): a hook call repeated after a crash finds
+            # the row already there. The database's instance id makes the key unique
+            # across databases sharing one Whop API key (staging, a recreated database).
+            key=f"wf-owner-{store.instance_id}-{conversation.id}-{reason}",
+            now=self.runtime.clock.now())

@@ -12,11 +12,8 @@ import logging
 import time
 from datetime import datetime
 
-from peewee import fn
-
 from ..errors import WhopAPIError
 from ..events import MessageReceived
-from ..storage import store as s
 
 log = logging.getLogger("whopfunnel.poller")
 
@@ -38,23 +35,14 @@ class Poller:
     def run_once(self) -> int:
         """Poll the next batch of DM channels within the budget; returns messages fed."""
         self._refill()
-        c = s.ConversationRow
-        first = fn.MIN(c.id)
-        base = (c.select(c.channel_id, first.alias("first_id"))
-                .where((c.status == "active") & c.channel_id.is_null(False))
-                .group_by(c.channel_id))
-        batch = list(base.having(first > self._after_id).order_by(first)
-                     .limit(self.batch_size).namedtuples())
-        if len(batch) < self.batch_size and self._after_id:
-            batch += list(base.having(first <= self._after_id).order_by(first)
-                          .limit(self.batch_size - len(batch)).namedtuples())
         fed = 0
-        for channel in batch:
+        for channel_id, first_id in self.runtime.store.poll_channels(self._after_id,
+                                                                     self.batch_size):
             if self.tokens < 1:
                 break
             self.tokens -= 1
-            self._after_id = channel.first_id
-            fed += self._poll(channel.channel_id)
+            self._after_id = first_id
+            fed += self._poll(channel_id)
         return fed
 
     def _refill(self) -> None:
@@ -64,19 +52,13 @@ class Poller:
 
     def _poll(self, channel_id: str) -> int:
         """One page of a channel; each member message goes to exactly one conversation."""
-        c = s.ConversationRow
-        # Resume where any conversation on this channel left off (a returning member's
-        # earlier one included), instead of paging through the whole DM history again.
-        last = (c.select(c.poll_cursor).where((c.channel_id == channel_id)
-                                              & c.poll_cursor.is_null(False))
-                .order_by(c.id.desc()).first())
-        cursor = last.poll_cursor if last else None
+        store = self.runtime.store
+        cursor = store.poll_cursor(channel_id)
         try:
             page = self.runtime.client.list_messages(channel_id, after=cursor)
         except WhopAPIError as exc:
             log.warning("polling DM channel %s failed: %s", channel_id, exc)
             return 0
-        store = self.runtime.store
         fed = 0
         for message in page.data:
             author = (message.get("user") or {}).get("id")
@@ -93,8 +75,7 @@ class Poller:
                 channel_id=channel_id))
             fed += 1
         if page.end_cursor and page.end_cursor != cursor:
-            c.update(poll_cursor=page.end_cursor).where(
-                (c.channel_id == channel_id) & (c.status == "active")).execute()
+            store.save_poll_cursor(channel_id, page.end_cursor)
         return fed
 
 

@@ -1,22 +1,31 @@
-"""The running plugin: config, store, host, Whop client and dispatcher, wired to hooks."""
+"""The running plugin: config, store, host, Whop client and dispatcher, wired to hooks.
+
+`delivery="inline"` (embedding): each hook call commits, then sends what it produced
+and fires the hook calls it owes before returning. `delivery="dispatcher"` (serving):
+it commits and returns; the service's job thread sends and fires right after.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Callable
 
 from ..clock import SystemClock
 from ..config import Config, check_routes
 from ..conversation import inputs
-from ..errors import ConfigError
+from ..errors import ConfigError, WhopFunnelError
+from ..events import MemberJoined, MembershipEnded, MessageReceived, Outcome
 from ..funnel.catalog import load_all
-from ..storage.store import Store
+from ..storage import Store
 from .delivery import Dispatcher
-from .host import Callbacks, Host, Outcome
+from .host import Callbacks, Host
+from .leases import LeaseKeeper
 
 log = logging.getLogger("whopfunnel")
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+DELIVERY_MODES = ("inline", "dispatcher")
 
 
 class HookCallbacks(Callbacks):
@@ -73,24 +82,27 @@ def collect_validators(pm) -> dict[str, inputs.Validator]:
 
 
 class Runtime:
-    def __init__(self, pm, config: Config, store: Store, host: Host, environ, clock,
-                 transport=None, client=None):
+    def __init__(self, pm, config: Config, store: Store, host: Host, *, environ, clock,
+                 keeper: LeaseKeeper, delivery: str = "inline", transport=None, client=None):
+        if delivery not in DELIVERY_MODES:
+            raise ValueError(f"delivery must be one of {', '.join(DELIVERY_MODES)}, not {delivery!r}")
         self.pm = pm
         self.config = config
         self.store = store
         self.host = host
         self.environ = environ
         self.clock = clock
+        self.keeper = keeper
+        self.delivery = delivery
         self.transport = transport
+        self.worker_id = uuid.uuid4().hex[:12]
         self._client = client
         self._dispatcher: Dispatcher | None = None
-        # Embedded hosts get their replies delivered before a hook call returns; the
-        # server turns this off and lets the dispatcher job send right after the commit.
-        self.inline_delivery = True
+        self.closed = False
 
     @classmethod
     def build(cls, pm, config: Config, *, environ, clock=None, transport=None, client=None,
-              check_schema: bool = True) -> Runtime:
+              check_schema: bool = True, delivery: str = "inline") -> Runtime:
         clock = clock or SystemClock()
         extra = plugin_context(pm)
         validators, names = extra["validators"], extra["template_vars"]
@@ -109,9 +121,12 @@ class Runtime:
             chosen = config.route(event)
             return chosen.funnel if chosen else None
 
+        keeper = LeaseKeeper(store, clock)
         host = Host(store, funnels, clock=clock, timeout=config.timeout, reminder=config.reminder,
-                    validators=validators, route=route, callbacks=HookCallbacks(pm))
-        return cls(pm, config, store, host, environ, clock, transport, client)
+                    validators=validators, route=route, callbacks=HookCallbacks(pm),
+                    hooks="inline" if delivery == "inline" else "deferred", keeper=keeper)
+        return cls(pm, config, store, host, environ=environ, clock=clock, keeper=keeper,
+                   delivery=delivery, transport=transport, client=client)
 
     @property
     def client(self):
@@ -128,26 +143,45 @@ class Runtime:
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
             self._dispatcher = Dispatcher(self.store, self.client, self.clock,
-                                          on_failed=self._delivery_failed)
+                                          on_failed=self._delivery_failed, keeper=self.keeper)
         return self._dispatcher
 
-    def deliver(self, outcome: Outcome) -> None:
-        """Send what an event produced before returning; failures wait in the outbox."""
-        if outcome.conversation is None or not self.inline_delivery:
-            return
+    # -- events, as the built-in funnel plugin and the server hand them over -------------
+
+    def join(self, event: MemberJoined) -> Outcome:
+        return self._delivered(self.host.join(event))
+
+    def message(self, event: MessageReceived, *, delivery_id: str | None = None) -> Outcome:
+        return self._delivered(self.host.message(event, delivery_id=delivery_id))
+
+    def end(self, event: MembershipEnded) -> Outcome:
+        return self._delivered(self.host.end(event))
+
+    def _delivered(self, outcome: Outcome) -> Outcome:
+        """Inline: send what the event produced before returning; failures wait in the outbox."""
+        if self.delivery != "inline" or outcome.conversation is None:
+            return outcome
         try:
             self.dispatcher.deliver(outcome.conversation.id)
         except ConfigError:
             raise
+        except WhopFunnelError as exc:
+            log.warning("delivery for conversation %s failed; the outbox keeps the messages: %s",
+                        outcome.conversation.id, str(exc).splitlines()[0])
         except Exception:
             log.exception("delivery for conversation %s failed; the outbox keeps the messages",
                           outcome.conversation.id)
+        return outcome
 
     def _delivery_failed(self, conversation, text, error, attempts):
-        self.pm.hook.on_delivery_failed(conversation=self.host.view_of(conversation), text=text,
+        self.pm.hook.on_delivery_failed(conversation=self.host.snapshot(conversation), text=text,
                                         error=error, attempts=attempts)
 
     def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.keeper.close()
         if self._client is not None:
             self._client.close()
         self.store.close()

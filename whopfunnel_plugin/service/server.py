@@ -2,7 +2,8 @@
 
 `POST /webhooks/whop` verifies, parses, commits and answers; it never talks to Whop
 (sending happens from the outbox, woken right after the commit), so it stays well
-inside Whop's 5-second budget. `GET /healthz` answers 200 when the database does.
+inside Whop's 5-second budget. `GET /healthz` answers 200 when the database does, 503
+when it does not.
 The app is a plain WSGI callable: `whopfunnel_plugin.wsgi:make_app()` builds one for
 gunicorn and the like.
 """
@@ -16,12 +17,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from ..errors import ConfigError
-from ..events import MemberJoined, MembershipEnded, MessageReceived
-from ..storage import store as s
+from ..errors import ConfigError, DatabaseUnavailable
+from ..events import MemberJoined, MembershipEnded, Outcome
 from ..whop import webhooks
 
 log = logging.getLogger("whopfunnel.server")
+RETRY_AFTER = 5  # seconds a webhook is asked to wait while the database is unavailable
+CHANGED = frozenset({"started", "restarted", "advanced", "ended"})  # outcomes that wrote something
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
            405: "Method Not Allowed", 413: "Payload Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
@@ -70,6 +72,11 @@ class WebhookApp:
         except webhooks.WebhookError as exc:
             log.info("webhook refused (%d): %s", exc.status, exc)
             return _answer(start_response, exc.status, {"error": str(exc)})
+        except DatabaseUnavailable as exc:
+            # Whop redelivers; nothing was half-written (the transaction rolled back).
+            log.warning("webhook deferred: %s", exc)
+            return _answer(start_response, 503, {"error": "database unavailable; retry later"},
+                           [("Retry-After", str(RETRY_AFTER))])
         except Exception:
             log.exception("webhook processing failed; Whop will retry it")
             return _answer(start_response, 500, {"error": "internal error; retry later"})
@@ -80,36 +87,39 @@ class WebhookApp:
         now = self.runtime.clock.now()
         delivery = webhooks.verify(headers, body, self.secret, now=now.timestamp())
         envelope = webhooks.parse(body, max_bytes=self.max_body)
-        if s.ProcessedEvent.get_or_none(s.ProcessedEvent.webhook_id == delivery) is not None:
-            return 200, {"status": "duplicate"}
         chosen: dict = {}
         event = webhooks.to_event(envelope, bot_user_id=self.bot_user_id,
                                   route=lambda info: self._route(info, chosen))
-        if isinstance(event, (MemberJoined, MembershipEnded)):
-            # the join/end and its delivery id commit together: a redelivery is a no-op
-            event = replace(event, delivery_id=delivery)
-        if isinstance(event, MemberJoined) and chosen.get("funnel"):
-            event = replace(event, funnel_id=chosen["funnel"])  # routed once, here
         if isinstance(event, webhooks.Ignored):
+            if not self.runtime.store.record_delivery(delivery, now):
+                return 200, {"status": "duplicate"}
             log.info("webhook %s (%s) ignored: %s", delivery, envelope.type, event.reason)
-            answer = {"status": "ignored", "reason": event.reason}
-        else:
-            answer = {"status": self._process(event)}
-            self.on_commit()
-        s.ProcessedEvent.insert(webhook_id=delivery, received_at=now).on_conflict_ignore().execute()
-        return 200, answer
+            return 200, {"status": "ignored", "reason": event.reason}
+        outcome = self._process(event, delivery, chosen.get("funnel"))
+        if outcome is None or outcome.status in CHANGED:
+            self.on_commit()  # wake the sender: there is new work
+        return 200, {"status": outcome.status if outcome else "processed"}
 
-    def _process(self, event) -> str:
-        host = self.runtime.host
+    def _process(self, event, delivery: str, funnel_id: str | None) -> Outcome | None:
+        """The core handles the event (the join and its delivery id commit together, so a
+        redelivery is a no-op), then the other plugins' hooks see it."""
+        runtime = self.runtime
+        core = self.pm.get_plugin("whopfunnel.funnel")  # None: a plugin replaced it
+        if isinstance(event, MembershipEnded):
+            return runtime.end(replace(event, delivery_id=delivery))
         if isinstance(event, MemberJoined):
-            results = self.pm.hook.on_member_join(event=event)
-        elif isinstance(event, MessageReceived):
-            results = self.pm.hook.on_message(message=event)
-        else:
-            assert isinstance(event, MembershipEnded)
-            return host.end(event).status
-        outcome = next((r for r in results if hasattr(r, "status")), None)
-        return outcome.status if outcome else "processed"
+            event = replace(event, delivery_id=delivery, funnel_id=funnel_id or event.funnel_id)
+            outcome = runtime.join(event) if core is not None else None
+            self._others("on_member_join", core)(event=event)
+            return outcome
+        outcome = runtime.message(event, delivery_id=delivery) if core is not None else None
+        self._others("on_message", core)(message=event)
+        return outcome
+
+    def _others(self, name: str, core):
+        if core is None:
+            return getattr(self.pm.hook, name)
+        return self.pm.subset_hook_caller(name, remove_plugins=[core])
 
     def _route(self, info: dict, chosen: dict) -> str | None:
         """The tenant for a delivery: a DM goes where its member's conversation is."""
@@ -128,10 +138,11 @@ class WebhookApp:
 
     def _health(self, start_response):
         try:
-            self.runtime.store.db.execute_sql("SELECT 1")
+            self.runtime.store.ping()
         except Exception as exc:
             return _answer(start_response, 503, {"status": "database unavailable",
-                                                 "error": type(exc).__name__})
+                                                 "error": type(exc).__name__},
+                           [("Retry-After", str(RETRY_AFTER))])
         return _answer(start_response, 200, {"status": "ok"})
 
 
@@ -172,7 +183,7 @@ class Service:
             self.server.run()
         finally:
             self.jobs.stop()
-            self.pm.runtime.close()
+            self.pm.close()
             self.stopped.set()
 
     def stop(self) -> None:
@@ -211,10 +222,11 @@ def wire(pm, environ=None):
     env = runtime.environ if environ is None else environ
     secret = config.secret("webhook_secret_env", env)
     bot_user_id = env.get(config.bot_user_id_env) or None
-    # Answer webhooks fast: sending and hook calls (the owner's DM) happen in the job
-    # thread right after the commit, not in the request.
-    runtime.inline_delivery = False
-    runtime.host.inline_effects = False
+    if runtime.delivery != "dispatcher":
+        # Webhooks must answer fast: sending and hook calls (the owner's DM) belong in the
+        # job thread, right after the commit, not in the request.
+        raise ConfigError("a served plugin manager delivers through the dispatcher: build it "
+                          "with make_plugin_manager(..., delivery='dispatcher')")
     jobs = JobRunner()
     jobs.every(1, "outbox", runtime.dispatcher.run_once, urgent=True)
     jobs.every(1, "hooks", runtime.host.fire_due, urgent=True)

@@ -1,20 +1,11 @@
-"""The reply path's SQL, built once per database instead of once per call.
+"""The hot path's SQL, built once per database instead of once per call.
 
 Peewee builds a statement's SQL on every call, and on the per-reply hot path that cost
 dwarfs running it (a 23-column SELECT takes ~330 µs to build and ~8 µs to run). The few
-statements every reply runs are therefore written out here once per `Store`, from the
-Peewee models (table names, column names, defaults and value conversions all come from
-the models, which stay the schema's source of truth), with the engine's own quoting and
-placeholder, and run with `db.execute_sql(sql, params)`.
-
-Each statement is the one Peewee would send, with the same guarantees:
-- the active-conversation lookup is tenant-scoped and locks the row (FOR UPDATE) on
-  PostgreSQL and MariaDB, as `Store.lock` does; SQLite's BEGIN IMMEDIATE covers it;
-- the conversation UPDATE is revision-checked (the caller checks the row count);
-- the inbound message INSERT reports a duplicate Whop message id (the global unique
-  index) instead of failing, where the engine can do so without aborting the
-  transaction (SQLite and PostgreSQL: ON CONFLICT DO NOTHING; MariaDB: the error of a
-  single statement leaves the transaction usable), so no separate SELECT is needed.
+statements every reply and webhook runs are therefore written out here once per
+`Store`, from its models (table and column names, defaults and value conversions all
+come from the models, which stay the schema's source of truth), with the engine's own
+quoting and placeholder, and run with `db.execute_sql(sql, params)`.
 """
 
 from __future__ import annotations
@@ -22,34 +13,41 @@ from __future__ import annotations
 from peewee import BooleanField, CharField, ForeignKeyField, IntegerField, IntegrityError, TextField
 from peewee import quote as _quote
 
-from . import store as s
+from .records import UPDATE_FIELDS, record_type
 
 _MYSQL_DUPLICATE_KEY = 1062
-
-
 # Values of these exact types come out of these fields' `db_value`/`python_value` as they
 # went in (None always does), so the call is skipped for them; anything else (datetimes,
-# SQLite's 0/1 for booleans, ...) goes through the field's own conversion.
-_KEPT = ((CharField, str), (TextField, str), (BooleanField, bool), (IntegerField, int),
-         (ForeignKeyField, int))
+# SQLite's 0/1 for booleans, JSON text, ...) goes through the field's own conversion.
+_KEPT = {CharField: str, TextField: str, BooleanField: bool, IntegerField: int,
+         ForeignKeyField: int}
 
 
 def converter(field, method: str):
     """`field.<method>` (db_value or python_value), minus the calls that change nothing."""
     convert = getattr(field, method)
-    kept = next((t for cls, t in _KEPT if isinstance(field, cls)), None)
+    kept = _KEPT.get(type(field))
     if kept is None:
         return lambda v: v if v is None else convert(v)
     return lambda v: v if v is None or type(v) is kept else convert(v)
+
+
+def q(db, name: str) -> str:
+    return _quote((name,), db.quote)
 
 
 class Insert:
     """INSERT of one model's rows: `names` in this order, plus the fields that have a
     Python-side default (as `Model.create` and `insert_many` would add them)."""
 
-    def __init__(self, db, model, names: tuple[str, ...], suffix: str = ""):
+    def __init__(self, db, model, names: tuple[str, ...], suffix: str = "",
+                 skip_duplicates: bool = False):
         meta = model._meta
-        self.db, self.suffix = db, suffix
+        self.db, self.names, self.suffix = db, names, suffix
+        # A duplicate key inserts nothing instead of failing (SQLite and PostgreSQL say so
+        # in `suffix`: ON CONFLICT DO NOTHING; on MariaDB the failed statement leaves the
+        # transaction usable, so the error is caught instead).
+        self.skip_duplicates = skip_duplicates
         fields = [meta.fields[n] for n in names]
         self.to_db = [converter(f, "db_value") for f in fields]
         defaults = [(f, d) for f, d in meta.defaults.items() if f.name not in names]
@@ -79,95 +77,137 @@ class Insert:
         return self.db.execute_sql(self.sql(len(rows)), params)
 
 
-def q(db, name: str) -> str:
-    return _quote((name,), db.quote)
-
-
 class Statements:
-    """The prebuilt hot-path statements of one database (`Store.statements`)."""
+    """The prebuilt statements of one database."""
 
-    # The conversation's new state, as `Host._apply` writes it.
-    UPDATE_NAMES = ("block", "status", "end_reason", "invalid_count", "variables",
-                    "owner_notified", "reminder_sent", "last_activity", "expires_at",
-                    "active_user", "ended_at", "channel_id", "revision")
-    INBOUND_NAMES = ("experience_id", "conversation", "direction", "user_id",
-                     "whop_message_id", "text", "status", "created_at")
-    INTERACTION_NAMES = ("experience_id", "conversation", "message", "funnel_id", "block",
-                         "text", "classification", "option_index", "attempt", "action",
-                         "how", "created_at")
-    VISIT_NAMES = ("experience_id", "conversation", "funnel_id", "block", "created_at")
-    OUTBOUND_NAMES = ("experience_id", "conversation", "direction", "user_id", "text",
-                      "status", "next_attempt_at", "idempotency_key", "created_at")
+    INBOUND = ("experience_id", "conversation", "direction", "user_id", "whop_message_id",
+               "text", "status", "created_at")
+    INTERACTION = ("experience_id", "conversation", "message", "funnel_id", "block", "text",
+                   "classification", "option_index", "attempt", "action", "how", "created_at")
+    VISIT = ("experience_id", "conversation", "funnel_id", "block", "created_at")
+    OUTBOUND = ("experience_id", "conversation", "direction", "user_id", "text", "status",
+                "next_attempt_at", "idempotency_key", "created_at")
+    EFFECT = ("experience_id", "conversation", "kind", "payload", "due_at")
+    NEW = ("experience_id", "user_id", "active_user", "funnel_version", "funnel_id", "block",
+           "status", "end_reason", "invalid_count", "variables", "owner_notified",
+           "reminder_sent", "started_at", "last_activity", "expires_at", "ended_at",
+           "user_name", "company_id", "product_id", "channel_id", "revision")
 
-    def __init__(self, db, engine: str):
+    def __init__(self, db, engine: str, models):
         self.db, self.engine = db, engine
         p = db.param
-        c = s.ConversationRow
+        c, m = models.conversation, models.message
+        self.Record = record_type(c)
         table = q(db, c._meta.table_name)
 
-        # The active conversation of (experience, member): every column, as a model row.
+        # A conversation row, every column, as a record.
         fields = c._meta.sorted_fields
-        self.conv_names = [f.name for f in fields]
-        self.conv_from_db = [converter(f, "python_value") for f in fields]
-        columns = ", ".join(q(db, f.column_name) for f in fields)
-        self.active_sql = (f"SELECT {columns} FROM {table} WHERE {q(db, 'experience_id')} = {p}"
-                           f" AND {q(db, c.active_user.column_name)} = {p} LIMIT 1")
-        self.active_lock_sql = self.active_sql + ("" if engine == "sqlite" else " FOR UPDATE")
+        self.from_db = [converter(f, "python_value") for f in fields]
+        columns = ", ".join(f"c.{q(db, f.column_name)}" for f in fields)
+        self.width = len(fields)
+        base = f"SELECT {columns} FROM {table} c"
+        self.active_sql = (f"{base} WHERE c.{q(db, 'experience_id')} = {p}"
+                           f" AND c.{q(db, 'active_user')} = {p}")
+        self.by_id_sql = f"{base} WHERE c.{q(db, 'id')} = {p}"
+        self.route_sql = (f"{base} WHERE c.{q(db, 'active_user')} = {p} ORDER BY"
+                          f" c.{q(db, 'last_activity')} DESC, c.{q(db, 'id')} DESC LIMIT 50")
+        # The read before a reply, in one round trip: the member's active conversation
+        # (if any) and whether the message and the webhook delivery were seen already.
+        seen_message = (f"(SELECT 1 FROM {q(db, m._meta.table_name)} WHERE"
+                        f" {q(db, 'whop_message_id')} = {p} AND {q(db, 'direction')} = 'in')")
+        events = q(db, models.delivery._meta.table_name)
+        seen_delivery = f"(SELECT 1 FROM {events} WHERE {q(db, 'webhook_id')} = {p})"
+        self.lookup_sql = (f"SELECT {columns}, {seen_message}, {seen_delivery}"
+                           f" FROM (SELECT 1 AS one) o LEFT JOIN {table} c ON"
+                           f" c.{q(db, 'experience_id')} = {p} AND c.{q(db, 'active_user')} = {p}")
 
         # The revision-checked state change.
-        update_fields = [c._meta.fields[n] for n in self.UPDATE_NAMES]
+        update_fields = [c._meta.fields[n] for n in UPDATE_FIELDS]
         self.update_to_db = [(f.name, converter(f, "db_value")) for f in update_fields]
         sets = ", ".join(f"{q(db, f.column_name)} = {p}" for f in update_fields)
-        self.update_sql = (f"UPDATE {table} SET {sets} WHERE {q(db, c.id.column_name)} = {p}"
-                           f" AND {q(db, c.revision.column_name)} = {p}")
+        self.update_sql = (f"UPDATE {table} SET {sets} WHERE {q(db, 'id')} = {p}"
+                           f" AND {q(db, 'revision')} = {p}")
 
-        m = s.MessageRow
-        suffix = {"sqlite": " ON CONFLICT DO NOTHING",
-                  "postgres": f" ON CONFLICT DO NOTHING RETURNING {q(db, m.id.column_name)}"}
-        self.inbound = Insert(db, m, self.INBOUND_NAMES, suffix.get(engine, ""))
-        self.seen_sql = (f"SELECT 1 FROM {q(db, m._meta.table_name)} WHERE"
-                         f" {q(db, m.whop_message_id.column_name)} = {p} AND"
-                         f" {q(db, m.direction.column_name)} = {p} LIMIT 1")
-        self.interaction = Insert(db, s.InteractionRow, self.INTERACTION_NAMES)
-        self.visit = Insert(db, s.VisitRow, self.VISIT_NAMES)
-        self.outbound = Insert(db, m, self.OUTBOUND_NAMES)
+        returning = {"postgres": f" RETURNING {q(db, 'id')}"}.get(engine, "")
+        ignore = {"sqlite": " ON CONFLICT DO NOTHING",
+                  "postgres": f" ON CONFLICT DO NOTHING RETURNING {q(db, 'id')}"}
+        self.new = Insert(db, c, self.NEW, returning)
+        self.inbound = Insert(db, m, self.INBOUND, ignore.get(engine, ""), skip_duplicates=True)
+        self.interaction = Insert(db, models.interaction, self.INTERACTION)
+        self.visit = Insert(db, models.visit, self.VISIT)
+        self.outbound = Insert(db, m, self.OUTBOUND)
+        self.effect = Insert(db, models.effect, self.EFFECT, returning)
+        ignore_delivery = {"sqlite": " ON CONFLICT DO NOTHING", "postgres":
+                           f" ON CONFLICT DO NOTHING RETURNING {q(db, 'webhook_id')}"}
+        self.delivery = Insert(db, models.delivery, ("webhook_id", "received_at"),
+                               ignore_delivery.get(engine, ""), skip_duplicates=True)
+        self.seen_sql = (f"SELECT {q(db, 'direction')} FROM {q(db, m._meta.table_name)}"
+                         f" WHERE {q(db, 'whop_message_id')} = {p}")
+        self.last_replies_sql = (
+            f"SELECT {q(db, 'text')} FROM {q(db, m._meta.table_name)} WHERE"
+            f" {q(db, 'conversation_id')} = {p} AND {q(db, 'direction')} = 'in'"
+            f" ORDER BY {q(db, 'id')} DESC LIMIT {p}")
 
-    def active(self, experience_id: str, user_id: str, lock: bool) -> s.ConversationRow | None:
-        cursor = self.db.execute_sql(self.active_lock_sql if lock else self.active_sql,
-                                     (experience_id, user_id))
-        values = cursor.fetchone()
-        if values is None:
-            return None
-        # What Peewee's ModelObjectCursorWrapper does: converted values, nothing dirty.
-        row = s.ConversationRow(__no_default__=1)
-        row.__data__ = {name: convert(v) for name, convert, v
-                        in zip(self.conv_names, self.conv_from_db, values)}
-        return row
+    # -- reads ----------------------------------------------------------------------------
+
+    def record(self, values):
+        return self.Record(*[convert(v) for convert, v in zip(self.from_db, values)])
+
+    def one(self, sql: str, params):
+        values = self.db.execute_sql(sql, params).fetchone()
+        return None if values is None else self.record(values)
+
+    def records(self, query) -> list:
+        """Records for a Peewee query selecting every conversation column, in order."""
+        text, params = query.sql()
+        return [self.record(values) for values in self.db.execute_sql(text, params).fetchall()]
+
+    def lookup(self, experience_id: str, user_id: str, message_id: str | None,
+               delivery_id: str | None):
+        """(the member's active conversation or None, message seen?, delivery seen?)."""
+        values = self.db.execute_sql(self.lookup_sql, (message_id, delivery_id, experience_id,
+                                                       user_id)).fetchone()
+        record = None if values[0] is None else self.record(values[:self.width])
+        return record, values[self.width] is not None, values[self.width + 1] is not None
+
+    def routes(self, user_id: str) -> list:
+        cursor = self.db.execute_sql(self.route_sql, (user_id,))
+        return [self.record(values) for values in cursor.fetchall()]
+
+    # -- writes ---------------------------------------------------------------------------
 
     def update(self, row_id: int, revision: int, values: dict) -> int:
-        """Write `values` (UPDATE_NAMES) if the row is still at `revision`; rows changed."""
+        """Write `values` (UPDATE_FIELDS) if the row is still at `revision`; rows changed."""
         params = [convert(values[name]) for name, convert in self.update_to_db]
         params += [row_id, revision]
         return self.db.execute_sql(self.update_sql, params).rowcount
 
-    def insert_inbound(self, values: tuple) -> int | None:
-        """Store an inbound message (INBOUND_NAMES); its id, or None if its Whop message id
-        was already processed (nothing is written then)."""
+    def insert_id(self, insert: Insert, *rows) -> int | None:
+        """Run an INSERT and return the new row's id (None: a skipped duplicate)."""
         try:
-            cursor = self.inbound.execute(values)
+            cursor = insert.execute(*rows)
         except IntegrityError as exc:
-            if self.engine != "mysql" or not exc.args or exc.args[0] != _MYSQL_DUPLICATE_KEY:
-                raise
-            cursor = None
+            if (insert.skip_duplicates and self.engine == "mysql" and exc.args
+                    and exc.args[0] == _MYSQL_DUPLICATE_KEY):
+                return None
+            raise
         if self.engine == "postgres":
-            found = cursor.fetchone() if cursor is not None else None
-            if found is not None:
-                return found[0]
-        elif cursor is not None and cursor.rowcount == 1:
-            return cursor.lastrowid
-        # Nothing inserted: the id is taken. By an inbound message: a duplicate. By anything
-        # else (an outbound row): the unique index refuses it, as a plain INSERT would.
-        whop_id = values[self.INBOUND_NAMES.index("whop_message_id")]
-        if self.db.execute_sql(self.seen_sql, (whop_id, "in")).fetchone() is not None:
-            return None
-        raise IntegrityError(f"whop_message_id {whop_id!r} is already used by another message")
+            found = cursor.fetchone()
+            return found[0] if found is not None else None
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def insert_ids(self, insert: Insert, rows) -> list[int]:
+        """Insert rows one statement; their ids, in order."""
+        if not rows:
+            return []
+        cursor = insert.execute(*rows)
+        if self.engine == "postgres":
+            return [r[0] for r in cursor.fetchall()]
+        if self.engine == "mysql":  # lastrowid is the first of a multi-row insert
+            return list(range(cursor.lastrowid, cursor.lastrowid + len(rows)))
+        last = cursor.lastrowid  # SQLite: the last one; the batch is contiguous
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def last_replies(self, conversation_id: int, count: int) -> list[str]:
+        rows = self.db.execute_sql(self.last_replies_sql, (conversation_id, count)).fetchall()
+        return [r[0] for r in reversed(rows)]

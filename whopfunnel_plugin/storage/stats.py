@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 
 from peewee import fn
 
-from . import store as s
-
 
 @dataclass
 class BlockStats:
@@ -35,8 +33,8 @@ class FunnelStats:
         return self.blocks.setdefault(name, BlockStats(name))
 
 
-def funnel_stats(store: s.Store, experience_id: str | None = None) -> list[FunnelStats]:
-    c, i = s.ConversationRow, s.InteractionRow
+def funnel_stats(store, experience_id: str | None = None) -> list[FunnelStats]:
+    c, i = store.models.conversation, store.models.interaction
     found: dict[tuple[str, str], FunnelStats] = {}
 
     def get(exp, funnel) -> FunnelStats:
@@ -67,7 +65,7 @@ def funnel_stats(store: s.Store, experience_id: str | None = None) -> list[Funne
             b.invalid += r.n
         elif r.classification == "ambiguous":
             b.ambiguous += r.n
-    v = s.VisitRow
+    v = store.models.visit
     scope_v = (v.experience_id == experience_id) if experience_id else True
     reach = (v.select(v.experience_id, v.funnel_id, v.block,
                       fn.COUNT(v.conversation.distinct()).alias("n"))

@@ -1,0 +1,102 @@
+"""The store's less frequent operations, as Peewee queries: funnel snapshots, the sweep's
+set-based statements, reminders due, the poller's round robin. Each runs inside the
+`Store.read` / `Store.transaction` its caller opened."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from peewee import fn
+
+from ..conversation.engine import Ended
+from .statements import Statements
+from .writes import effect_rows
+
+
+def funnel_version(store, experience_id: str, funnel, now: datetime) -> int:
+    """The stored row for this exact definition, created on first use."""
+    f = store.models.funnel
+    key = (f.experience_id == experience_id) & (f.funnel_id == funnel.id) & (
+        f.version == funnel.version)
+    row = f.get_or_none(key)
+    if row is None:
+        f.insert(experience_id=experience_id, funnel_id=funnel.id, version=funnel.version,
+                 definition=json.dumps(funnel.to_dict(), ensure_ascii=False), created_at=now,
+                 ).on_conflict_ignore().execute()
+        row = f.get(key)
+    return row.id
+
+
+def stored_funnel(store, version_id: int) -> tuple[str, dict]:
+    f = store.models.funnel
+    row = f.get_by_id(version_id)
+    return row.version, json.loads(row.definition)
+
+
+def _claim(store, query) -> list:
+    """Rows for this worker only: FOR UPDATE SKIP LOCKED where the engine has it, so
+    concurrent sweepers share the work; SQLite's IMMEDIATE transaction covers it."""
+    if store.engine == "sqlite":
+        return list(query)
+    return list(query.for_update("FOR UPDATE SKIP LOCKED"))
+
+
+def end_expired(store, now: datetime, limit: int, *, status: str, reason: str,
+                effects_due: datetime) -> list[tuple[int, str]]:
+    c = store.models.conversation
+    due = (c.select(c.id, c.experience_id)
+           .where((c.status == "active") & (c.expires_at <= now))
+           .order_by(c.expires_at).limit(limit))
+    rows = [(r.id, r.experience_id) for r in _claim(store, due)]
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    (c.update(status=status, end_reason=reason, active_user=None, ended_at=now,
+              revision=c.revision + 1)
+     .where(c.id.in_(ids)).execute())
+    owed = effect_rows((Ended(status, reason),), last_replies=None)
+    sql: Statements = store.sql
+    values = [(exp, cid, kind, payload, effects_due) for cid, exp in rows for kind, payload in owed]
+    sql.effect.execute(*values)
+    return rows
+
+
+def due_reminders(store, now: datetime, cutoff: datetime, limit: int) -> list:
+    c = store.models.conversation
+    query = (c.select(*c._meta.sorted_fields)
+             .where((c.status == "active") & (c.reminder_sent == False)  # noqa: E712
+                    & (c.last_activity <= cutoff) & (c.expires_at > now))
+             .order_by(c.last_activity).limit(limit))
+    return store.sql.records(query)
+
+
+def poll_channels(store, after_id: int, limit: int) -> list[tuple[str, int]]:
+    c = store.models.conversation
+    first = fn.MIN(c.id)
+    base = (c.select(c.channel_id, first.alias("first_id"))
+            .where((c.status == "active") & c.channel_id.is_null(False))
+            .group_by(c.channel_id))
+    batch = [(r.channel_id, r.first_id) for r in
+             base.having(first > after_id).order_by(first).limit(limit).namedtuples()]
+    if len(batch) < limit and after_id:
+        batch += [(r.channel_id, r.first_id) for r in
+                  base.having(first <= after_id).order_by(first).limit(limit - len(batch))
+                  .namedtuples()]
+    return batch
+
+
+def poll_cursor(store, channel_id: str) -> str | None:
+    """Where any conversation on this channel left off (a returning member's earlier one
+    included), so the DM history is not paged through again."""
+    c = store.models.conversation
+    last = (c.select(c.poll_cursor).where((c.channel_id == channel_id)
+                                          & c.poll_cursor.is_null(False))
+            .order_by(c.id.desc()).first())
+    return last.poll_cursor if last else None
+
+
+def save_poll_cursor(store, channel_id: str, cursor: str) -> None:
+    c = store.models.conversation
+    c.update(poll_cursor=cursor).where((c.channel_id == channel_id)
+                                       & (c.status == "active")).execute()
