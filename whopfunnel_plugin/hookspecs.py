@@ -11,8 +11,9 @@ def on_member_join(event):
     """A member joined a Whop product (a webhook, or a host calling the hook).
 
     ``event`` is a :class:`MemberJoined`. The built-in funnel plugin starts (or keeps)
-    the member's conversation and delivers the welcome before the call returns; it
-    returns an ``Outcome``. Other implementations see every join (CRM sync, analytics).
+    the member's conversation and, with inline delivery (the embedding default),
+    delivers the welcome before the call returns; it returns an ``Outcome``. Other
+    implementations see every join (CRM sync, analytics).
     """
 
 
@@ -21,8 +22,8 @@ def on_message(message):
     """A member's direct message arrived.
 
     ``message`` is a :class:`MessageReceived`. The built-in funnel plugin advances the
-    conversation exactly once per ``message_id`` and delivers the replies before the
-    call returns; it returns an ``Outcome``.
+    conversation exactly once per ``message_id`` and, with inline delivery, delivers the
+    replies before the call returns; it returns an ``Outcome``.
     """
 
 
@@ -35,6 +36,12 @@ def on_invalid_response(conversation, reply, attempt, step):
     (this one included, from 1), ``step`` the ladder's :class:`Step` for that attempt.
     Return a ``Step`` to replace the step, a ``str`` to replace only its message, or
     None to leave the decision to the next implementation (the ladder, last).
+
+    It runs while nothing is locked (the reply is written afterwards, checked against
+    the conversation as read), so a slow implementation delays only its own member.
+    It runs once per invalid reply, plus once more each time the conversation changed
+    between being read and the reply being written (a concurrent reply, the sweep), at
+    most 8 times; a duplicate delivery of a message never reaches it.
     """
 
 
@@ -42,8 +49,9 @@ def on_invalid_response(conversation, reply, attempt, step):
 def on_timeout(conversation):
     """The sweep (or a late reply) ended ``conversation`` for inactivity.
 
-    Fires once per conversation, after the end is committed; a crash before it fires
-    means it fires on a later sweep. The return value is ignored.
+    Fires once per conversation, after the end is committed, in one worker; a crash
+    before it fires means another worker (or the restarted one) fires it within
+    seconds. The return value is ignored.
     """
 
 
@@ -82,7 +90,8 @@ def register_template_vars(conversation):
 
     Called with ``conversation=None`` once at start-up, so the validator learns the
     names (values are ignored then), and with the :class:`Conversation` whenever a
-    message is rendered. Funnel ``vars`` and captured values win over these.
+    message is rendered (nothing is locked then). For a join's welcome the conversation
+    is not stored yet: its ``id`` is 0. Funnel ``vars`` and captured values win.
     """
 
 

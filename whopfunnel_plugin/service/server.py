@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import ConfigError, DatabaseUnavailable
 from ..events import MemberJoined, MembershipEnded, Outcome
 from ..whop import webhooks
+from .http import Service
 
 log = logging.getLogger("whopfunnel.server")
 RETRY_AFTER = 5  # seconds a webhook is asked to wait while the database is unavailable
@@ -154,59 +153,6 @@ def _answer(start_response, status: int, payload: dict, extra=()):
     return [body]
 
 
-class Service:
-    """The whole host in one process: waitress serving the app, plus the jobs."""
-
-    def __init__(self, pm, app: WebhookApp, jobs, *, host: str, port: int, threads: int = 4):
-        import waitress
-
-        self.pm = pm
-        self.app = app
-        self.jobs = jobs
-        self.server = waitress.create_server(app, host=host, port=port, threads=threads,
-                                             ident="whopfunnel")
-        self._stopping = threading.Event()
-        self.stopped = threading.Event()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.server.effective_host}:{self.server.effective_port}"
-
-    def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.stop())
-
-    def run(self) -> None:
-        """Serve until stop(); then the in-flight requests and job finish, nothing is cut."""
-        self.jobs.start()
-        try:
-            self.server.run()
-        finally:
-            self.jobs.stop()
-            self.pm.close()
-            self.stopped.set()
-
-    def stop(self) -> None:
-        """Stop accepting, let requests in flight finish, then end the loop (any thread)."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        self.server.trigger.pull_trigger(self._close_listener)
-
-    def _close_listener(self) -> None:  # runs in waitress's loop thread
-        self.server.close()
-        threading.Thread(target=self._drain, name="whopfunnel-drain", daemon=True).start()
-
-    def _drain(self) -> None:
-        from waitress import wasyncore
-
-        self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
-        try:
-            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
-        except OSError:
-            pass  # the loop already ended once the listener closed: nothing left to close
-
-
 def wire(pm, environ=None):
     """The app and the jobs (outbox, polling, sweep) around a plugin manager."""
     from .poller import Poller
@@ -238,9 +184,10 @@ def wire(pm, environ=None):
     return app, jobs
 
 
-def build_service(pm, *, host: str | None = None, port: int | None = None, environ=None) -> Service:
+def build_service(pm, *, host: str | None = None, port: int | None = None, environ=None,
+                  **limits) -> Service:
     """`whopfunnel serve`: waitress on host:port (plugin.yaml's server section by default)."""
     app, jobs = wire(pm, environ)
     config = pm.runtime.config
     return Service(pm, app, jobs, host=host or config.host,
-                   port=config.port if port is None else port)
+                   port=config.port if port is None else port, **limits)
