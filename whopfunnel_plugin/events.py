@@ -9,6 +9,8 @@ from datetime import datetime
 # The longest member text stored and matched: a DM past this is cut (SPEC §6: input
 # that cannot be stored is made storable, never answered 500 on every redelivery).
 MAX_TEXT = 10_000
+MAX_ID = 128  # Whop ids are short; longer ones cannot be stored (and are not Whop's)
+MAX_NAME = 255
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -18,6 +20,16 @@ def storable_text(text: str, limit: int = MAX_TEXT) -> str:
     if len(text) > limit:
         text = text[:limit]
     return _LONE_SURROGATE.sub("\ufffd", text) if not text.isascii() else text
+
+
+def overlong_id(event) -> str | None:
+    """The first id field of an event longer than MAX_ID, or None."""
+    for name in ("experience_id", "user_id", "message_id", "channel_id", "company_id",
+                 "product_id", "funnel_id"):
+        value = getattr(event, name, None)
+        if isinstance(value, str) and len(value) > MAX_ID:
+            return name
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,7 +23,17 @@ from types import MappingProxyType
 from ..clock import SystemClock
 from ..conversation.engine import DEFAULT_TIMEOUT, Context, Engine
 from ..errors import StorageError
-from ..events import Conversation, MemberJoined, MembershipEnded, MessageReceived, Outcome, storable_text
+from ..events import (
+    MAX_ID,
+    MAX_NAME,
+    Conversation,
+    MemberJoined,
+    MembershipEnded,
+    MessageReceived,
+    Outcome,
+    overlong_id,
+    storable_text,
+)
 from ..funnel.model import Funnel
 from ..storage import Change, Inbound, NewConversation, Store
 from ..storage.records import to_state
@@ -103,6 +113,7 @@ class Host:
     # -- events ---------------------------------------------------------------------------
 
     def join(self, event: MemberJoined) -> Outcome:
+        _check_ids(event)
         funnel_id = event.funnel_id or self.route(event)
         funnel = self.funnels.get(funnel_id) if funnel_id else None
         if funnel is None:
@@ -126,8 +137,9 @@ class Host:
                 else:
                     return Outcome("kept", self.snapshot(existing))
             version_id = self.store.funnel_version_id(event.experience_id, funnel, now)
+            name = storable_text(event.user_name, MAX_NAME) if event.user_name else None
             new = NewConversation(event.experience_id, event.user_id, funnel.id, version_id, now,
-                                  event.user_name, event.company_id, event.product_id)
+                                  name, event.company_id, event.product_id)
             decision = self._start(new, funnel, now)
             changes.append(Change(decision, new=new))
             written = self._write(changes, now, delivery_id=event.delivery_id)
@@ -139,6 +151,7 @@ class Host:
         raise self._gave_up()
 
     def message(self, event: MessageReceived, *, delivery_id: str | None = None) -> Outcome:
+        _check_ids(event)
         text = storable_text(event.text)
         for _ in range(RETRIES):
             now = self.clock.now()
@@ -172,6 +185,8 @@ class Host:
             user_id: str | None = None, conversation_id: int | None = None,
             reason: str = "membership_ended") -> Outcome:
         """End a member's active conversation (or one by id) from outside the funnel."""
+        if event is not None:
+            _check_ids(event)
         exp = event.experience_id if event else experience_id
         user = event.user_id if event else user_id
         delivery = event.delivery_id if event else None
@@ -278,7 +293,8 @@ class Host:
             self.calls.fire(written.effects)
         return written
 
-    def _gave_up(self) -> StorageError:
+    @staticmethod
+    def _gave_up() -> StorageError:
         return StorageError("a conversation kept changing under concurrent updates; "
                             f"gave up after {RETRIES} attempts")
 
@@ -318,3 +334,10 @@ class Host:
         except Exception:
             log.exception("template_vars failed; rendering without plugin variables")
             return _EMPTY
+
+
+def _check_ids(event) -> None:
+    field_name = overlong_id(event)
+    if field_name is not None:
+        raise ValueError(f"{type(event).__name__}.{field_name} is longer than {MAX_ID} "
+                         "characters; Whop ids never are")

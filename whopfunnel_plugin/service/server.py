@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import ConfigError, DatabaseUnavailable
-from ..events import MemberJoined, MembershipEnded, Outcome
+from ..events import MAX_ID, MemberJoined, MembershipEnded, Outcome, overlong_id
 from ..whop import webhooks
 from .http import Service
 
@@ -89,6 +89,8 @@ class WebhookApp:
         chosen: dict = {}
         event = webhooks.to_event(envelope, bot_user_id=self.bot_user_id,
                                   route=lambda info: self._route(info, chosen))
+        if not isinstance(event, webhooks.Ignored) and (name := overlong_id(event)):
+            raise webhooks.PayloadError(f"{name} is longer than {MAX_ID} characters")
         if isinstance(event, webhooks.Ignored):
             if not self.runtime.store.record_delivery(delivery, now):
                 return 200, {"status": "duplicate"}
