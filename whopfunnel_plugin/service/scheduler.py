@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import schedule
 
+from ..errors import DatabaseUnavailable
+
 log = logging.getLogger("whopfunnel.scheduler")
+QUIET = 30.0  # seconds between repeats of "still waiting for the database"
 
 
 class JobRunner:
@@ -24,6 +28,9 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._urgent: list[Callable[[], object]] = []
         self.failures = 0
+        self._db_down_since: float | None = None
+        self._db_last_said = 0.0
+        self.monotonic = time.monotonic
 
     def every(self, seconds: float, name: str, job: Callable[[], object], urgent: bool = False):
         """Run `job` every `seconds`; `urgent` jobs also run on every wake()."""
@@ -36,9 +43,22 @@ class JobRunner:
             return  # stopping: the job in flight finishes, no further one starts
         try:
             job()
+        except DatabaseUnavailable as exc:  # transient: one line now and then, no traceback
+            self.failures += 1
+            now = self.monotonic()
+            if self._db_down_since is None or now - self._db_last_said >= QUIET:
+                log.warning("job %s waits for the database: %s", name, exc)
+                self._db_last_said = now
+            self._db_down_since = self._db_down_since or now
+            return
         except Exception:
             self.failures += 1
             log.exception("job %s failed; it runs again at its next turn", name)
+            return
+        if self._db_down_since is not None:
+            log.warning("the database is back after %.0fs; jobs resume",
+                        self.monotonic() - self._db_down_since)
+            self._db_down_since = None
 
     def wake(self) -> None:
         self._wake.set()
