@@ -121,12 +121,13 @@ class Dispatcher:
     def _send_to_owner(self, conv, message) -> dict:
         """The owner's DM (and the Whop notification): a resend after a failed notification
         reuses the DM's Idempotency-Key, so the owner still gets one DM."""
-        owner = self.client.company_owner_id(conv.company_id)
+        owner = self.client.account_owner_id(conv.company_id)
         channel_id = self.client.open_dm_channel(owner, conv.company_id)
         self.client.send_message(channel_id, message.text, idempotency_key=message.idempotency_key)
         if message.title:
-            self.client.post_notification(conv.company_id, message.title,
-                                          message.text.splitlines()[0], user_ids=[owner])
+            self.client.post_notification(message.title, message.text.splitlines()[0],
+                                          account_id=conv.company_id, user_ids=[owner],
+                                          idempotency_key=f"{message.idempotency_key}-notification")
         return {"id": None}  # the member's stored message ids stay the member's own
 
     def _failed(self, message: s.MessageRow, conv, error: str, claim: datetime) -> None:
