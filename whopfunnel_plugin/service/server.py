@@ -183,7 +183,12 @@ class Service:
         self.server.trigger.pull_trigger(self._close_listener)
 
     def _close_listener(self) -> None:  # runs in waitress's loop thread
-        self.server.close()
+        from waitress import wasyncore
+
+        # Only the listening socket: waitress's server.close() also closes the trigger, and
+        # then _drain could never close an idle keep-alive connection, so the loop (and
+        # SIGTERM) would wait for the client to hang up.
+        wasyncore.dispatcher.close(self.server)
         threading.Thread(target=self._drain, name="whopfunnel-drain", daemon=True).start()
 
     def _drain(self) -> None:
