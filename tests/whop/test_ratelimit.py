@@ -93,3 +93,29 @@ def test_many_threads_never_share_a_slot():
         t.join()
     assert len(waits) == 199  # the first slot needs no sleep
     assert sorted(round(w, 6) for w in waits) == [round(i / 10, 6) for i in range(1, 200)]
+
+
+def test_plugin_yaml_budget_is_one_limiter_for_the_dispatcher_and_the_poller(tmp_path, fake):
+    import httpx
+
+    from whopfunnel_plugin import make_plugin_manager
+    from whopfunnel_plugin.service.poller import Poller
+    from whopfunnel_plugin.storage.store import Store
+
+    url = f"sqlite:///{tmp_path / 'wf.db'}"
+    store = Store(url)
+    store.upgrade()
+    store.close()
+    (tmp_path / "plugin.yaml").write_text(f"database: {url}\nwhop:\n  rate_limit: {{requests: 30, per: 1m, "
+                                          "burst: 3}\n  api_version_date: 2026-08-21\n")
+    pm = make_plugin_manager(tmp_path / "plugin.yaml", environ={"WHOP_API_KEY": fake.api_key},
+                             transport=httpx.WSGITransport(app=fake), entrypoints=False)
+    try:
+        client = pm.runtime.client
+        assert (client.limiter.rate, client.limiter.burst) == (0.5, 3)
+        assert pm.runtime.dispatcher.client is client
+        assert Poller(pm, bot_user_id=None).runtime.client is client
+        client.get_account("biz_1")
+        assert [r.api_version_date for r in fake.seen_requests()] == ["2026-08-21"]
+    finally:
+        pm.runtime.close()
