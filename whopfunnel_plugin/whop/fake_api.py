@@ -5,19 +5,20 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 from . import fake_shapes as shapes
 
 MAX_BODY = 1_048_576
 MAX_PAGE = 100
-FIELDS = {  # what whop-sdk 2.6.0 may send in each body; the rest is refused
-    "dm_channels": {"with_user_ids", "account_id", "custom_name", "notifications_enabled"},
-    "messages": {"channel_id", "content", "attachments", "auto_detect_links", "poll",
-                 "replying_to_message_id"},
-    "notifications": {"account_id", "experience_id", "title", "content", "subtitle", "icon_user_id",
-                      "rest_path", "user_ids"},
-}
+FIELDS = MappingProxyType({  # what whop-sdk 2.6.0 may send in each body; the rest is refused
+    "dm_channels": frozenset({"with_user_ids", "account_id", "custom_name", "notifications_enabled"}),
+    "messages": frozenset({"channel_id", "content", "attachments", "auto_detect_links", "poll",
+                           "replying_to_message_id"}),
+    "notifications": frozenset({"account_id", "experience_id", "title", "content", "subtitle",
+                                "icon_user_id", "rest_path", "user_ids"}),
+})
 
 
 class Reply(Exception):
