@@ -19,8 +19,8 @@ import pydantic
 import pytest
 import standardwebhooks
 from whop_sdk import Whop
+from whop_sdk.core.api_error import ApiError
 from whop_sdk.environment import WhopEnvironment
-from whop_sdk.errors.bad_request_error import BadRequestError
 from whop_sdk.lib.verify_webhook import unwrap
 from whop_sdk.memberships.types.post_membership_activated_payload import PostMembershipActivatedPayload
 from whop_sdk.messages.types.post_chat_message_created_payload import PostChatMessageCreatedPayload
@@ -135,7 +135,7 @@ def test_the_fake_refuses_an_unknown_version_date_from_the_sdk(fake):
     try:
         wrong = Whop(token=KEY, environment=WhopEnvironment(api=f"{base_url}/api/v1", vault=base_url),
                      api_version_date="2031-01-01", max_retries=0)
-        with pytest.raises(BadRequestError) as info:
+        with pytest.raises(ApiError) as info:
             wrong.accounts.retrieve("biz_1")
     finally:
         stop()
