@@ -94,9 +94,32 @@ def test_the_spec_example_loads(tmp_path):
     ("timeouts:\n  sweep_every: 0\n", "plugin.yaml:2:16: timeouts.sweep_every: must be longer than zero"),
     ("whop:\n  poll_budget: 0\n", "plugin.yaml:2:16: whop.poll_budget must be a whole number of at "
      "least 1, not 0"),
+    ("whop:\n  rate_limit: fast\n", "plugin.yaml:2:15: whop.rate_limit must be a request budget like "
+     "20/s, 100/10s, 600/m or {requests: 20, per: 1s, burst: 5} (whole numbers of at least 1), not 'fast'"),
+    ("whop:\n  rate_limit: 0/s\n", "plugin.yaml:2:15: whop.rate_limit must be a request budget like "
+     "20/s, 100/10s, 600/m or {requests: 20, per: 1s, burst: 5} (whole numbers of at least 1), not '0/s'"),
+    ("whop:\n  rate_limit: {requests: 5, every: 1s}\n", "plugin.yaml:2:15: whop.rate_limit must be a "
+     "request budget like 20/s, 100/10s, 600/m or {requests: 20, per: 1s, burst: 5} (whole numbers of at "
+     "least 1), not {'requests': 5, 'every': '1s'}"),
+    ("whop:\n  api_version_date: tomorrow\n", "plugin.yaml:2:21: whop.api_version_date must be an "
+     "Api-Version-Date like 2026-10-15-1, not 'tomorrow'"),
 ])
 def test_configuration_errors(tmp_path, text, expected):
     assert error(tmp_path, text) == [expected]
+
+
+def test_the_whop_api_version_and_request_budget(tmp_path):
+    from whopfunnel_plugin.durations import RateBudget
+
+    default = load(tmp_path, "whop: {}\n")
+    assert (default.api_version_date, default.rate_limit) == ("2026-10-15-1", RateBudget(20, 1, 1))
+    assert default.rate_limit.rate == 20.0
+    cfg = load(tmp_path, "whop:\n  api_version_date: 2026-08-21\n  rate_limit: 100/10s\n")
+    assert (cfg.api_version_date, cfg.rate_limit) == ("2026-08-21", RateBudget(100, 10, 1))  # a YAML date
+    cfg = load(tmp_path, "whop:\n  rate_limit: {requests: 600, per: 1m, burst: 5}\n")
+    assert (cfg.rate_limit, cfg.rate_limit.rate, str(cfg.rate_limit)) == (RateBudget(600, 60, 5), 10.0,
+                                                                          "600/60s (burst 5)")
+    assert load(tmp_path, "whop:\n  rate_limit: null\n").rate_limit is None  # only 429s slow us down
 
 
 def test_a_misspelled_route_key(tmp_path):

@@ -9,7 +9,7 @@ import whopfunnel_plugin
 EXPECTED = [
     "ConfigError", "Conversation", "ConversationNotFound", "DatabaseUnavailable", "Funnel",
     "FunnelError", "ManagerClosed", "MemberJoined", "MembershipEnded", "MessageReceived",
-    "Outcome", "SchemaOutOfDate", "Step", "StorageError", "WhopAPIError", "WhopFunnelError",
+    "Outcome", "RetryLater", "SchemaOutOfDate", "Step", "StorageError", "WhopAPIError", "WhopFunnelError",
     "hookimpl", "load_funnel", "make_plugin_manager",
 ]
 
@@ -32,5 +32,5 @@ def test_every_exported_name_exists():
 def test_errors_form_one_tree():
     errors = [getattr(whopfunnel_plugin, n) for n in EXPECTED if n.endswith(("Error", "Closed",
                                                                             "NotFound", "OutOfDate",
-                                                                            "Unavailable"))]
+                                                                            "Unavailable", "Later"))]
     assert all(issubclass(e, whopfunnel_plugin.WhopFunnelError) for e in errors)

@@ -6,13 +6,14 @@ command needs them (`Config.secret`), and never echoed.
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .durations import parse_duration
+from .durations import RateBudget, parse_duration, parse_rate
 from .errors import ConfigError
 from .events import MemberJoined
 from .funnel.model import DEFAULT_LADDER, Step
@@ -22,14 +23,14 @@ from .funnel.yamlsource import Document, YList, YMap, load_bytes
 TOP_KEYS = ("name", "version", "description", "database", "funnels", "routes", "whop",
             "timeouts", "escalation", "server", "plugins")
 WHOP_KEYS = ("base_url", "api_key_env", "webhook_secret_env", "bot_user_id_env", "poll_every",
-             "poll_budget", "api_version_date")
+             "poll_budget", "api_version_date", "rate_limit")
+API_VERSION_DATE = "2026-10-15-1"  # the Api-Version-Date whopfunnel is tested against (whop-sdk 2.6.0)
 TIMEOUT_KEYS = ("conversation", "reminder", "sweep_every")
 SERVER_KEYS = ("host", "port")
 ROUTE_KEYS = ("product", "experience", "company", "funnel", "default")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
-
-
+_VERSION_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(-\d+)?\Z")
 @dataclass(frozen=True)
 class Route:
     funnel: str
@@ -60,7 +61,8 @@ class Config:
     api_key_env: str = "WHOP_API_KEY"
     webhook_secret_env: str = "WHOP_WEBHOOK_SECRET"
     bot_user_id_env: str = "WHOP_BOT_USER_ID"
-    api_version_date: str | None = None
+    api_version_date: str = API_VERSION_DATE
+    rate_limit: RateBudget | None = RateBudget(20, 1)  # one API key's outbound budget
     poll_every: int = 10
     poll_budget: int = 60  # polling requests per minute, at most
     timeout: int = 24 * 3600
@@ -176,6 +178,30 @@ def _env_name(doc, m: YMap, key: str, default: str) -> str:
     return name
 
 
+def _version_date(doc, m: YMap, default: str) -> str:
+    value = m.get("api_version_date", default)
+    if isinstance(value, datetime.date):  # YAML reads an unquoted 2026-10-15 as a date
+        value = value.isoformat()
+    if not isinstance(value, str) or not _VERSION_DATE.match(value):
+        doc.problem(m.where("api_version_date"), "whop.api_version_date must be an Api-Version-Date "
+                    f"like {API_VERSION_DATE}, not {value!r}")
+        return default
+    return value
+
+
+def _rate_limit(doc, m: YMap, default: RateBudget | None) -> RateBudget | None:
+    if "rate_limit" not in m:
+        return default
+    value = m["rate_limit"]
+    if value is None:
+        return None  # no budget: only Whop's 429s slow us down
+    try:
+        return parse_rate(dict(value) if isinstance(value, YMap) else value)
+    except ValueError as exc:
+        doc.problem(m.where("rate_limit"), f"whop.rate_limit {exc}")
+        return default
+
+
 def _build(doc: Document) -> Config | None:
     data = doc.data
     if data is None:
@@ -226,7 +252,8 @@ def _build(doc: Document) -> Config | None:
         api_key_env=_env_name(doc, whop, "api_key_env", d.api_key_env),
         webhook_secret_env=_env_name(doc, whop, "webhook_secret_env", d.webhook_secret_env),
         bot_user_id_env=_env_name(doc, whop, "bot_user_id_env", d.bot_user_id_env),
-        api_version_date=_text(doc, whop, "api_version_date", "whop.", None),
+        api_version_date=_version_date(doc, whop, d.api_version_date),
+        rate_limit=_rate_limit(doc, whop, d.rate_limit),
         poll_every=_duration(doc, whop, "poll_every", "whop.", d.poll_every, allow_zero=True),
         poll_budget=_count(doc, whop, "poll_budget", d.poll_budget),
         timeout=timeout, reminder=reminder,

@@ -8,7 +8,12 @@
     │   └── DatabaseUnavailable  the database is unreachable now; try again shortly
     ├── ConversationNotFound no such conversation in this tenant
     ├── ManagerClosed        the plugin manager was closed; it refuses every call
+    ├── WebhookError         a webhook delivery cannot be accepted (`status` is the HTTP answer)
+    │   ├── SignatureError   401: missing headers, bad or stale signature
+    │   ├── PayloadError     400: not UTF-8, not JSON, or a field of the wrong type
+    │   └── PayloadTooLarge  413: body over the size limit
     └── WhopAPIError         the Whop API answered with an error (status_code, body)
+        └── RetryLater       worth trying again later, not now (`retry_after` seconds or None)
 
 Only `cli/` turns these into one-line messages and exit codes.
 """
@@ -82,6 +87,30 @@ class ConversationNotFound(WhopFunnelError):
     """No conversation with that id exists in this tenant."""
 
 
+class WebhookError(WhopFunnelError):
+    """A webhook delivery cannot be accepted; `status` is the HTTP status to answer."""
+
+    status = 400
+
+
+class SignatureError(WebhookError):
+    """Signature headers are missing, malformed, stale, or match no signature."""
+
+    status = 401
+
+
+class PayloadError(WebhookError):
+    """The body is not UTF-8 JSON of the expected shape."""
+
+    status = 400
+
+
+class PayloadTooLarge(WebhookError):
+    """The body is larger than the limit."""
+
+    status = 413
+
+
 class WhopAPIError(WhopFunnelError):
     """The Whop API answered with an error status (the body is already redacted)."""
 
@@ -89,3 +118,14 @@ class WhopAPIError(WhopFunnelError):
         self.status_code = status_code
         self.body = body
         super().__init__(message)
+
+
+class RetryLater(WhopAPIError):
+    """A retryable failure (408/409/429/5xx, a connection error, the request budget) that
+    the client did not retry in-process; `retry_after` is Whop's requested wait in seconds
+    (None when it named none), so a caller can defer the work instead of sleeping."""
+
+    def __init__(self, message: str, status_code: int | None = None, body: str = "",
+                 retry_after: float | None = None):
+        super().__init__(message, status_code=status_code, body=body)
+        self.retry_after = retry_after

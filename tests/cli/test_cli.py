@@ -182,9 +182,9 @@ def test_serve_demo_runs_a_whole_funnel_offline(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for piece in ["[webhook membership.activated: HTTP 200 started]",
-                  "bot -> Ada: Welcome, Ada! What brings you here?",
+                  "bot -> Ada: Welcome, friend! What brings you here?",
                   "bot -> Ada: Please choose from the provided options above.",
-                  "bot -> owner: whopfunnel: member Ada (user_ada) needs help",
+                  "bot -> owner: whopfunnel: member user_ada (user_ada) needs help",
                   "bot -> Ada: I'll inform the Whop owner about your request.",
                   "Whop notification -> owner: Member needs help",
                   "bot -> Ada: Thanks for stopping by!",

@@ -321,3 +321,23 @@ def test_a_stuck_conversation_does_not_starve_the_others(quiet_pm, fake, clock):
         clock.advance(seconds=1)
         dispatcher.run_once()
     assert dms(fake, "user_2") == [WELCOME]
+
+
+def test_a_wait_whop_asks_for_is_scheduled_never_slept_under_a_claim(quiet_pm, fake, clock):
+    pm = quiet_pm()
+    join(pm)
+    slept = []
+    client = WhopClient(fake.api_key, base_url="http://whop.test/api/v1",
+                        transport=httpx.WSGITransport(app=fake), sleep=slept.append,
+                        monotonic=lambda: clock.now().timestamp())
+    fake.fail_next(1, status=429, headers={"Retry-After": "30"})
+    result = Dispatcher(pm.runtime.store, client, clock).run_once()
+    assert (result.sent, result.failed) == (0, 1)
+    assert slept == []  # not slept while the message was claimed
+    row = out_rows(pm)[0]
+    assert (row.status, row.claimed_by, row.next_attempt_at) == (
+        "pending", None, clock.now() + timedelta(seconds=30))
+    assert Dispatcher(pm.runtime.store, client, clock).run_once().sent == 0  # not before
+    clock.advance(seconds=30)
+    assert Dispatcher(pm.runtime.store, client, clock).run_once().sent == 1
+    assert dms(fake) == [WELCOME]

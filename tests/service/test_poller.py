@@ -79,6 +79,16 @@ def test_member_dms_are_fed_through_on_message(pm, fake):
     assert pm.heard.texts == [("user_1", "1")]
 
 
+def test_system_and_automated_messages_are_not_fed_as_replies(pm, fake):
+    join(pm)
+    fake.system_message("user_1", "2", company_id="biz_1")  # "2" would end the funnel
+    fake.system_message("user_1", "2", message_type="automated", company_id="biz_1")
+    fake.member_says("user_1", "1", company_id="biz_1")
+    assert Poller(pm, bot_user_id=fake.bot_user["id"]).run_once() == 1
+    assert pm.heard.texts == [("user_1", "1")]
+    assert conversation(pm).block == "email"
+
+
 def test_the_cursor_is_stored_and_advances(pm, fake):
     join(pm)
     assert conversation(pm).poll_cursor is None

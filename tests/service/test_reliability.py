@@ -122,7 +122,7 @@ def test_owner_message_keys_are_unique_across_databases(make_pm, fake, clock):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_text_that_cannot_be_stored_is_made_storable(webhook, fake, clock, engine):
     pm, client = webhook(engine)
-    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada"))
+    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1"))
     lone = fake.member_says("user_1", "a\ud800b", company_id="biz_1")
     answer = post(client, clock, lone)
     assert (answer.status_code, answer.json()) == (200, {"status": "advanced"})
@@ -138,7 +138,7 @@ def test_text_that_cannot_be_stored_is_made_storable(webhook, fake, clock, engin
 
 def test_an_overlong_id_is_refused_with_400_not_500(webhook, fake, clock):
     pm, client = webhook()
-    envelope = fake.membership_activated("u" * 200, "prod_1", "biz_1", name="Ada")
+    envelope = fake.membership_activated("u" * 200, "prod_1", "biz_1")
     answer = post(client, clock, envelope)
     assert (answer.status_code, answer.json()) == (
         400, {"error": "user_id is longer than 128 characters"})
@@ -149,7 +149,7 @@ def test_an_overlong_id_is_refused_with_400_not_500(webhook, fake, clock):
 def test_an_overlong_name_is_cut_not_refused(webhook, fake, clock):
     pm, client = webhook("sqlite")
     answer = post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1",
-                                                           name="N" * 1000))
+                                                           shape="nested", name="N" * 1000))
     assert answer.json() == {"status": "started"}
     assert pm.runtime.store.tenant("exp_1").active("user_1").user_name == "N" * 255
 

@@ -19,7 +19,7 @@ from whopfunnel_plugin.whop.fake import FakeWhop, serve_in_thread
 from ..conftest import FUNNELS
 
 SECRET = "ws_e2e_secret_value"
-WELCOME = "Welcome, Ada! What brings you here?\n\n1. Trading & Investing\n2. Just exploring for now"
+WELCOME = "Welcome, friend! What brings you here?\n\n1. Trading & Investing\n2. Just exploring for now"
 
 
 def free_port() -> int:
@@ -95,7 +95,7 @@ def test_serve_end_to_end_with_a_crash_and_restart(world):
     def dms():
         return [m["content"] for m in fake.sent_messages(channel)]
 
-    joined = post(port, fake.membership_activated("user_ada", "prod_1", "biz_1", name="Ada"))
+    joined = post(port, fake.membership_activated("user_ada", "prod_1", "biz_1"))
     assert (joined.status_code, joined.json()["status"]) == (200, "started")
     wait_for(lambda: dms() == [WELCOME], what="the welcome DM")
     reply = fake.member_says("user_ada", "1", company_id="biz_1")

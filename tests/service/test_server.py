@@ -14,7 +14,7 @@ from whopfunnel_plugin.whop.fake import FakeWhop
 
 SECRET = "ws_server_test_secret"
 MIB = 1024 * 1024
-WELCOME = "Welcome, Ada! What brings you here?\n\n1. Trading & Investing\n2. Just exploring for now"
+WELCOME = "Welcome, friend! What brings you here?\n\n1. Trading & Investing\n2. Just exploring for now"
 ROUTES = ["{product: prod_1, experience: exp_1, funnel: onboarding}",
           "{product: prod_2, experience: exp_2, funnel: onboarding}"]
 
@@ -90,7 +90,7 @@ def conversations(pm, user="user_1"):
 
 def test_a_bad_signature_is_refused_with_401(world, fake, clock):
     _, client, pm, *_ = world
-    envelope = fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada")
+    envelope = fake.membership_activated("user_1", "prod_1", "biz_1")
     wrong = post(client, clock, envelope, secret="ws_someone_else")
     assert wrong.status_code == 401
     assert wrong.json() == {"error": "no webhook signature matches"}
@@ -110,11 +110,39 @@ def test_a_malformed_body_is_refused_with_400(world, fake, clock):
     answer = post(client, clock, body=b"{not json", msg_id="evt_bad")
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("body is not valid JSON")
-    no_user = {"id": "evt_nouser", "type": "membership.activated", "data": {"product_id": "prod_1"}}
-    answer = post(client, clock, no_user)
-    assert (answer.status_code, answer.json()) == (400, {"error": "missing data.user_id (or "
-                                                                  "data.user.id)"})
+    bad_user = {"id": "evt_baduser", "type": "membership.activated",
+                "data": {"user_id": 7, "product_id": "prod_1"}}
+    answer = post(client, clock, bad_user)
+    assert (answer.status_code, answer.json()) == (400, {"error": "data.user_id must be a string, "
+                                                                  "not number"})
     assert conversations(pm) == []
+
+
+def test_a_membership_without_a_user_is_acknowledged_and_ignored(world, fake, clock, caplog):
+    # Bought by another business, or unclaimed: a 4xx would make Whop redeliver for days.
+    _, client, pm, *_ = world
+    caplog.set_level("INFO", logger="whopfunnel.server")
+    envelope = fake.membership_activated(None, "prod_1", "biz_1")
+    assert envelope["data"]["user_id"] is None
+    answer = post(client, clock, envelope)
+    reason = "membership without a user (bought by a business, or unclaimed)"
+    assert (answer.status_code, answer.json()) == (200, {"status": "ignored", "reason": reason})
+    assert f"webhook {envelope['id']} (membership.activated) ignored: {reason}" in caplog.text
+    assert conversations(pm) == [] and fake.sent_messages() == []
+    assert post(client, clock, envelope).json() == {"status": "duplicate"}
+
+
+def test_system_and_automated_messages_are_no_replies(world, fake, clock):
+    _, client, pm, *_ = world
+    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1"))
+    for kind in ("system", "automated"):
+        answer = post(client, clock, fake.system_message("user_1", "2", message_type=kind,
+                                                         company_id="biz_1"))
+        assert answer.json() == {"status": "ignored",
+                                 "reason": f"a {kind} message, not a member's reply"}
+    assert conversations(pm) == [("exp_1", "active", None, "welcome")]
+    assert post(client, clock, fake.member_says("user_1", "2", company_id="biz_1")).json() == {
+        "status": "ended"}  # the member's own "2" is a reply: "Just exploring" ends the funnel
 
 
 def test_a_body_over_one_mib_is_refused_unread(world):
@@ -165,7 +193,7 @@ def test_healthz(world):
 
 def test_duplicate_and_unknown_events_are_acknowledged(world, fake, clock):
     _, client, pm, _, commits = world
-    envelope = fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada")
+    envelope = fake.membership_activated("user_1", "prod_1", "biz_1")
     first = post(client, clock, envelope)
     assert (first.status_code, first.json()) == (200, {"status": "started"})
     clock.advance(seconds=30)  # Whop's retry: same id, fresh timestamp and signature
@@ -187,7 +215,7 @@ def test_duplicate_and_unknown_events_are_acknowledged(world, fake, clock):
 
 def test_membership_deactivated_ends_the_conversation(world, fake, clock):
     _, client, pm, ends, _ = world
-    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada"))
+    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1"))
     answer = post(client, clock, fake.membership_deactivated("user_1", "prod_1", "biz_1"))
     assert (answer.status_code, answer.json()) == (200, {"status": "ended"})
     assert conversations(pm) == [("exp_1", "abandoned", "membership_ended", "welcome")]
@@ -223,9 +251,9 @@ def test_a_failed_delivery_is_not_remembered_so_the_retry_is_processed(world, fa
 
 def test_a_dm_goes_to_the_conversation_bound_to_its_channel(world, fake, clock):
     _, client, pm, *_ = world
-    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada"))
-    fake.fail_next(3, status=503)  # exp_2's welcome waits: no channel bound there yet
-    post(client, clock, fake.membership_activated("user_1", "prod_2", "biz_1", name="Ada"))
+    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1"))
+    fake.fail_next(1, status=503)  # exp_2's welcome waits: no channel bound there yet
+    post(client, clock, fake.membership_activated("user_1", "prod_2", "biz_1"))
     models = pm.runtime.store.models
     c = models.conversation
     channel = fake.channel_for("user_1", "biz_1")
@@ -251,7 +279,7 @@ def test_a_dm_goes_to_the_conversation_bound_to_its_channel(world, fake, clock):
 
 def test_dms_of_the_bot_and_of_strangers_are_ignored(world, fake, clock):
     _, client, pm, *_ = world
-    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada"))
+    post(client, clock, fake.membership_activated("user_1", "prod_1", "biz_1"))
     own = fake.member_says("user_1", "1", company_id="biz_1")
     own["data"]["message"]["user"] = dict(fake.bot_user)
     assert post(client, clock, own).json() == {"status": "ignored",
@@ -265,7 +293,7 @@ def test_dms_of_the_bot_and_of_strangers_are_ignored(world, fake, clock):
 
 def test_a_join_redelivered_after_the_funnel_ended_is_a_no_op(world, fake, clock):
     _, client, pm, *_ = world
-    envelope = fake.membership_activated("user_1", "prod_1", "biz_1", name="Ada")
+    envelope = fake.membership_activated("user_1", "prod_1", "biz_1")
     # the first delivery is processed, but our 200 never reaches Whop (as if we were killed
     # before answering): the dedupe row was committed with the join, not after it
     pm.hook.on_member_join(event=replace_event(envelope, fake))
@@ -281,7 +309,7 @@ def replace_event(envelope, fake):
     from whopfunnel_plugin import MemberJoined
 
     return MemberJoined(experience_id="exp_1", user_id="user_1", company_id="biz_1",
-                        product_id="prod_1", user_name="Ada", delivery_id=envelope["id"])
+                        product_id="prod_1", delivery_id=envelope["id"])
 
 
 def test_webhook_joins_start_the_routed_funnel_even_with_experience_routes(make_pm, fake, clock):
@@ -290,7 +318,7 @@ def test_webhook_joins_start_the_routed_funnel_even_with_experience_routes(make_
                          "{product: prod_q, experience: exp_1, funnel: qualification}"])
     app = WebhookApp(pm, secret=SECRET, bot_user_id=fake.bot_user["id"])
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://wf.test") as client:
-        post(client, clock, fake.membership_activated("user_1", "prod_q", "biz_1", name="Ada"))
+        post(client, clock, fake.membership_activated("user_1", "prod_q", "biz_1"))
     assert [(c.experience_id, c.funnel_id)
             for c in pm.runtime.store.tenant("exp_1").conversations()] == [("exp_1", "qualification")]
 

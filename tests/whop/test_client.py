@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from whopfunnel_plugin.clock import FixedClock
-from whopfunnel_plugin.errors import WhopAPIError
-from whopfunnel_plugin.whop.client import Page, WhopClient
+from whopfunnel_plugin.errors import RetryLater, WhopAPIError
+from whopfunnel_plugin.whop.client import API_VERSION_DATE, Page, WhopClient
+from whopfunnel_plugin.whop.ratelimit import RateLimiter
 
 KEY = "whop_sk_live_Zx81TOPSECRETkey"
 BASE = "https://api.whop.com/api/v1"
@@ -48,17 +49,33 @@ def fail(status: int, payload=None, **headers) -> httpx.Response:
                           headers={k.replace("_", "-"): v for k, v in headers.items()})
 
 
+class Time:
+    """A monotonic clock that only moves when someone sleeps; records every sleep."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 @pytest.fixture
 def make():
     """make(*script, **client_kwargs) -> (client, server, sleeps)."""
     clients = []
 
     def build(*script, **kwargs):
-        server, sleeps = Server(*script), []
+        server, time = Server(*script), kwargs.pop("time", None) or Time()
         kwargs.setdefault("rng", random.Random(7))
-        client = WhopClient(KEY, transport=httpx.MockTransport(server), sleep=sleeps.append, **kwargs)
+        client = WhopClient(KEY, transport=httpx.MockTransport(server), sleep=time.sleep,
+                            monotonic=time.monotonic, **kwargs)
         clients.append(client)
-        return client, server, sleeps
+        return client, server, time.sleeps
 
     yield build
     for client in clients:
@@ -72,16 +89,17 @@ def body(request: httpx.Request):
 # -- request shapes ----------------------------------------------------------------------------
 
 
-def test_open_dm_channel_posts_the_member_and_company(make):
+def test_open_dm_channel_posts_the_member_and_account(make):
     client, server, _ = make(ok({"id": "feed_1", "created_at": "x", "last_message_at": None, "name": "n"}))
     assert client.open_dm_channel("user_1", "biz_1") == "feed_1"
     (request,) = server.requests
     assert (request.method, str(request.url)) == ("POST", f"{BASE}/dm_channels")
-    assert body(request) == {"with_user_ids": ["user_1"], "company_id": "biz_1"}
+    assert body(request) == {"with_user_ids": ["user_1"], "account_id": "biz_1"}
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"].startswith("whopfunnel/")
-    assert "api-version-date" not in request.headers
+    assert request.headers["api-version-date"] == API_VERSION_DATE == "2026-10-15-1"
+    assert "idempotency-key" not in request.headers
 
 
 def test_timeouts_are_always_set(make):
@@ -92,10 +110,14 @@ def test_timeouts_are_always_set(make):
     assert body(server.requests[0]) == {"with_user_ids": ["user_1"]}
 
 
-def test_api_version_date_header_only_when_given(make):
-    client, server, _ = make(ok({"id": "feed_1"}), api_version_date="2025-06-01")
+def test_the_api_version_date_is_configurable(make):
+    client, server, _ = make(ok({"id": "feed_1"}), api_version_date="2026-08-21")
     client.open_dm_channel("user_1")
-    assert server.requests[0].headers["api-version-date"] == "2025-06-01"
+    assert server.requests[0].headers["api-version-date"] == "2026-08-21"
+    client, server, _ = make(ok({"id": "feed_1"}), api_version_date=None)  # Whop's original behaviour
+    client.open_dm_channel("user_1", idempotency_key="wf-dm-1")
+    assert "api-version-date" not in server.requests[0].headers
+    assert server.requests[0].headers["idempotency-key"] == "wf-dm-1"
 
 
 def test_send_message_posts_content_with_the_idempotency_key(make):
@@ -162,37 +184,52 @@ def test_iter_messages_stops_at_max_pages_and_on_a_stuck_cursor(make):
     assert len(server.requests) == 1
 
 
-def test_company_owner_is_looked_up_once_per_company(make):
-    company = {"id": "biz_1", "title": "Acme", "owner_user": {"id": "user_owner", "username": "o"}}
-    client, server, _ = make(ok(company))
-    assert client.company_owner_id("biz_1") == "user_owner"
-    assert client.company_owner_id("biz_1") == "user_owner"
-    assert [(r.method, r.url.path) for r in server.requests] == [("GET", "/api/v1/companies/biz_1")]
-    assert client.get_company("biz_1") == company
+ACCOUNT = {"id": "biz_1", "title": "Acme", "owner": {"id": "user_owner", "username": "o", "name": "O"}}
+
+
+def test_the_account_owner_is_looked_up_once_per_account(make):
+    client, server, _ = make(ok(ACCOUNT))
+    assert client.account_owner_id("biz_1") == "user_owner"
+    assert client.account_owner_id("biz_1") == "user_owner"
+    assert [(r.method, r.url.path) for r in server.requests] == [("GET", "/api/v1/accounts/biz_1")]
+    assert client.get_account("biz_1") == ACCOUNT
     assert len(server.requests) == 2
 
 
-def test_company_without_owner_is_an_error(make):
-    client, _, _ = make(ok({"id": "biz_1"}))
-    with pytest.raises(WhopAPIError, match="no owner_user.id"):
-        client.company_owner_id("biz_1")
+@pytest.mark.parametrize("answer", [{"id": "biz_1"}, {"id": "biz_1", "owner": {"username": "o"}},
+                                    {"id": "biz_1", "owner_user": {"id": "user_owner"}}])
+def test_an_account_without_an_owner_is_an_error(make, answer):
+    client, _, _ = make(ok(answer))
+    with pytest.raises(WhopAPIError, match=r"^GET /accounts/biz_1 failed: response has no owner.id$"):
+        client.account_owner_id("biz_1")
 
 
-def test_company_id_is_escaped_in_the_path(make):
+def test_the_account_id_is_escaped_in_the_path(make):
     client, server, _ = make(ok({"id": "x"}))
-    client.get_company("biz/../x")
-    assert server.requests[0].url.raw_path == b"/api/v1/companies/biz%2F..%2Fx"
+    client.get_account("biz/../x")
+    assert server.requests[0].url.raw_path == b"/api/v1/accounts/biz%2F..%2Fx"
 
 
-def test_post_notification_body(make):
+def test_post_notification_to_an_account_or_an_experience(make):
     client, server, _ = make(ok({"success": True}))
-    answer = client.post_notification("biz_1", "Help", "Ann asked", user_ids=["user_owner"])
+    answer = client.post_notification("Help", "Ann asked", account_id="biz_1", user_ids=["user_owner"],
+                                      idempotency_key="wf-7-notification")
     assert answer == {"success": True}
-    client.post_notification("biz_1", "Help", "Ann asked")
+    client.post_notification("Help", "Ann asked", experience_id="exp_1")
     assert server.requests[0].url.path == "/api/v1/notifications"
-    assert body(server.requests[0]) == {"company_id": "biz_1", "title": "Help", "content": "Ann asked",
+    assert body(server.requests[0]) == {"account_id": "biz_1", "title": "Help", "content": "Ann asked",
                                         "user_ids": ["user_owner"]}
-    assert body(server.requests[1]) == {"company_id": "biz_1", "title": "Help", "content": "Ann asked"}
+    assert server.requests[0].headers["idempotency-key"] == "wf-7-notification"
+    assert body(server.requests[1]) == {"experience_id": "exp_1", "title": "Help", "content": "Ann asked"}
+    assert "idempotency-key" not in server.requests[1].headers
+
+
+@pytest.mark.parametrize("targets", [{}, {"account_id": "biz_1", "experience_id": "exp_1"}])
+def test_post_notification_needs_exactly_one_target(make, targets):
+    client, server, _ = make(ok({"success": True}))
+    with pytest.raises(ValueError, match="exactly one of account_id or experience_id"):
+        client.post_notification("Help", "Ann asked", **targets)
+    assert server.requests == []
 
 
 def test_context_manager_closes_the_client(make):
@@ -200,7 +237,7 @@ def test_context_manager_closes_the_client(make):
     with client as same:
         assert same is client
     with pytest.raises(RuntimeError):
-        client.get_company("biz_1")
+        client.get_account("biz_1")
 
 
 # -- retries -----------------------------------------------------------------------------------
@@ -226,10 +263,44 @@ def test_retry_after_as_an_http_date(make):
     assert sleeps == [5.0]
 
 
-@pytest.mark.parametrize("value", ["120", "61", "-1", "soon", "Sun, 01 Mar 2026 11:00:00 GMT"])
-def test_long_or_unusable_retry_after_falls_back_to_backoff(make, value):
+@pytest.mark.parametrize("value", ["-1", "soon", "Sun, 01 Mar 2026 11:00:00 GMT"])
+def test_an_unusable_retry_after_falls_back_to_backoff(make, value):
     clock = FixedClock(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
     client, _, sleeps = make(fail(429, retry_after=value), ok(MESSAGE), clock=clock)
+    client.send_message("feed_1", "hi", idempotency_key="k")
+    assert len(sleeps) == 1 and 0.375 <= sleeps[0] <= 0.5
+
+
+@pytest.mark.parametrize("headers, wait", [({"retry_after": "61"}, 61.0), ({"retry_after": "3600"}, 3600.0),
+                                           ({"retry_after_ms": "90000"}, 90.0)])
+def test_a_wait_over_60_seconds_is_never_slept_but_handed_back(make, headers, wait):
+    client, server, sleeps = make(fail(429, **headers), ok(MESSAGE))
+    with pytest.raises(RetryLater) as info:
+        client.send_message("feed_1", "hi", idempotency_key="k")
+    assert (info.value.retry_after, info.value.status_code) == (wait, 429)
+    header = next(iter(headers)).replace("_", "-")
+    assert str(info.value).endswith(f"Whop asks to retry in {wait:.1f} s ({header})")
+    assert len(server.requests) == 1 and sleeps == []
+
+
+def test_x_ratelimit_reset_is_unix_seconds_and_defers_at_once(make):
+    clock = FixedClock(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
+    reset = str(int(clock.now().timestamp()) + 7)
+    client, server, sleeps = make(fail(429, x_ratelimit_reset=reset), ok(MESSAGE), clock=clock)
+    with pytest.raises(RetryLater) as info:
+        client.send_message("feed_1", "hi", idempotency_key="k")
+    assert info.value.retry_after == 7.0
+    assert len(server.requests) == 1 and sleeps == []
+    # a Retry-After beside it is the explicit ask, and short enough to sleep
+    client, server, sleeps = make(fail(429, x_ratelimit_reset=reset, retry_after="2"), ok(MESSAGE),
+                                  clock=clock)
+    client.send_message("feed_1", "hi", idempotency_key="k")
+    assert sleeps == [2.0] and len(server.requests) == 2
+
+
+def test_an_x_ratelimit_reset_in_the_past_falls_back_to_backoff(make):
+    clock = FixedClock(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
+    client, _, sleeps = make(fail(503, x_ratelimit_reset="30"), ok(MESSAGE), clock=clock)
     client.send_message("feed_1", "hi", idempotency_key="k")
     assert len(sleeps) == 1 and 0.375 <= sleeps[0] <= 0.5
 
@@ -243,7 +314,7 @@ def test_500_then_success(make):
 def test_backoff_doubles_with_jitter_and_caps_at_8_seconds(make):
     client, server, sleeps = make(fail(502), max_retries=6)
     with pytest.raises(WhopAPIError):
-        client.get_company("biz_1")
+        client.get_account("biz_1")
     assert len(server.requests) == 7
     for slept, base in zip(sleeps, [0.5, 1, 2, 4, 8, 8], strict=True):
         assert 0.75 * base <= slept <= base
@@ -272,13 +343,97 @@ def test_connect_timeout_then_success(make):
     assert len(server.requests) == 2 and len(sleeps) == 1
 
 
-def test_connection_errors_exhaust_retries_into_whop_api_error(make):
+def test_connection_errors_exhaust_retries_into_retry_later(make):
     client, server, sleeps = make(httpx.ConnectError("connection refused"))
-    with pytest.raises(WhopAPIError) as info:
+    with pytest.raises(RetryLater) as info:
         client.send_message("feed_1", "hi", idempotency_key="k")
     assert str(info.value) == "POST /messages failed: connection error: ConnectError: connection refused"
-    assert info.value.status_code is None
+    assert (info.value.status_code, info.value.retry_after) == (None, None)
+    assert isinstance(info.value, WhopAPIError)
     assert len(server.requests) == 3 and len(sleeps) == 2
+
+
+# -- never double-act: what may have reached Whop is resent only when it is safe -------------
+
+
+@pytest.mark.parametrize("failure", [httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("cut off"),
+                                     httpx.WriteTimeout("stuck"), fail(500), fail(502), fail(408)])
+def test_a_keyless_post_that_may_have_acted_is_never_resent(make, failure):
+    client, server, sleeps = make(failure, ok({"success": True}))
+    with pytest.raises(RetryLater) as info:
+        client.post_notification("Help", "Ann asked", account_id="biz_1")
+    assert len(server.requests) == 1 and sleeps == []
+    assert str(info.value).startswith("POST /notifications failed: ")
+    assert "not resent: Whop may have acted on it and it has no Idempotency-Key" in str(info.value)
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.ConnectTimeout("no route"),
+                                     httpx.PoolTimeout("busy"), fail(429, retry_after="1")])
+def test_a_keyless_post_that_never_reached_whop_is_resent(make, failure):
+    client, server, _ = make(failure, ok({"success": True}))
+    assert client.post_notification("Help", "Ann asked", account_id="biz_1") == {"success": True}
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("call", [
+    lambda c: c.post_notification("Help", "Ann asked", account_id="biz_1", idempotency_key="wf-9-n"),
+    lambda c: c.send_message("feed_1", "hi", idempotency_key="wf-9"),
+    lambda c: c.open_dm_channel("user_1", "biz_1"),  # Whop answers an existing channel with it
+    lambda c: c.get_account("biz_1"),
+])
+def test_keyed_idempotent_and_read_requests_are_resent_after_a_read_timeout(make, call):
+    client, server, _ = make(httpx.ReadTimeout("slow"), ok({"id": "x", "success": True}))
+    call(client)
+    assert len(server.requests) == 2
+    assert len({r.headers.get("idempotency-key") for r in server.requests}) == 1
+
+
+@pytest.mark.parametrize("failure", [fail(500), fail(429, retry_after="2"), httpx.ConnectError("refused"),
+                                     httpx.ReadTimeout("slow")])
+def test_retries_0_means_one_request_and_no_sleep(make, failure):
+    client, server, sleeps = make(failure, ok(MESSAGE))
+    with pytest.raises(RetryLater):
+        client.send_message("feed_1", "hi", idempotency_key="k", retries=0)
+    assert len(server.requests) == 1 and sleeps == []
+    client, server, sleeps = make(failure, fail(500), ok(MESSAGE), max_retries=0)
+    assert client.send_message("feed_1", "hi", idempotency_key="k", retries=2)["id"] == "msg_1"
+    assert len(server.requests) == 3
+
+
+def test_a_429_pauses_every_caller_of_the_client(make):
+    client, server, sleeps = make(fail(429, retry_after="5"), ok(MESSAGE))
+    with pytest.raises(RetryLater) as info:
+        client.send_message("feed_1", "hi", idempotency_key="k", retries=0)
+    assert info.value.retry_after == 5.0
+    # A caller that may not wait (it holds a claim) is told to come back, and sends nothing.
+    with pytest.raises(RetryLater) as info:
+        client.list_messages("feed_1", retries=0)
+    assert str(info.value).startswith("GET /messages not sent: Whop asked us to wait")
+    assert info.value.retry_after == 5.0 and len(server.requests) == 1
+    # One that may waits the pause out first.
+    assert client.send_message("feed_1", "hi", idempotency_key="k")["id"] == "msg_1"
+    assert sleeps == [5.0] and len(server.requests) == 2
+
+
+def test_two_clients_on_one_limiter_share_the_budget_and_the_pause(make):
+    time = Time()
+    limiter = RateLimiter(2, monotonic=time.monotonic, sleep=time.sleep)
+    first, server, _ = make(ok(MESSAGE), time=time, limiter=limiter)
+    second, _, _ = make(ok(MESSAGE), time=time, limiter=limiter)
+    for client in (first, second, first, second):
+        client.send_message("feed_1", "hi", idempotency_key="k")
+    assert time.sleeps == [0.5, 0.5, 0.5]  # 2 requests per second between them
+
+
+def test_a_spent_budget_over_the_pacing_limit_is_handed_back(make):
+    time = Time()
+    limiter = RateLimiter(0.1, monotonic=time.monotonic, sleep=time.sleep)  # one request per 10 s
+    client, server, sleeps = make(ok(MESSAGE), time=time, limiter=limiter, max_pacing_wait=5.0)
+    client.send_message("feed_1", "hi", idempotency_key="k")
+    with pytest.raises(RetryLater) as info:
+        client.send_message("feed_1", "hi", idempotency_key="k2")
+    assert info.value.retry_after == 10.0
+    assert len(server.requests) == 1 and sleeps == []
 
 
 def test_x_should_retry_false_stops_a_500(make):
@@ -337,10 +492,10 @@ def test_error_message_names_the_call_status_and_api_message(make):
 def test_error_body_is_truncated(make):
     client, _, _ = make(httpx.Response(500, text="<html>" + "oops " * 1000), max_retries=0)
     with pytest.raises(WhopAPIError) as info:
-        client.get_company("biz_1")
+        client.get_account("biz_1")
     assert len(info.value.body) <= 500
     assert str(info.value).startswith(
-        "GET /companies/biz_1 failed: HTTP 500 Internal Server Error: <html>oops")
+        "GET /accounts/biz_1 failed: HTTP 500 Internal Server Error: <html>oops")
     assert len(str(info.value)) < 300
 
 
@@ -348,9 +503,9 @@ def test_error_body_is_truncated(make):
                                       httpx.Response(200, json=["a", "list"])])
 def test_malformed_json_is_a_whop_api_error(make, response):
     client, _, _ = make(response)
-    expected = "GET /companies/biz_1 failed: (malformed JSON|expected a JSON object)"
+    expected = "GET /accounts/biz_1 failed: (malformed JSON|expected a JSON object)"
     with pytest.raises(WhopAPIError, match=expected):
-        client.get_company("biz_1")
+        client.get_account("biz_1")
 
 
 def test_empty_key_is_refused():
@@ -385,14 +540,23 @@ def test_key_in_a_transport_error_is_redacted(make, caplog):
     caplog.set_level(logging.DEBUG)
     client, _, _ = make(httpx.ConnectError(f"proxy refused Authorization: Bearer {KEY}"))
     with pytest.raises(WhopAPIError) as info:
-        client.get_company("biz_1")
+        client.get_account("biz_1")
     assert KEY not in str(info.value) and KEY not in caplog.text
     assert info.value.__cause__ is None
     assert "connection error" in str(info.value)
 
 
+def test_key_in_a_read_timeout_on_a_keyless_post_is_redacted(make, caplog):
+    caplog.set_level(logging.DEBUG)
+    client, _, _ = make(httpx.ReadTimeout(f"timed out reading for Bearer {KEY}"))
+    with pytest.raises(RetryLater) as info:
+        client.post_notification("Help", "Ann asked", account_id="biz_1")
+    assert KEY not in str(info.value) and KEY not in repr(info.value) and KEY not in caplog.text
+    assert info.value.__cause__ is None and "[REDACTED]" in str(info.value)
+
+
 def test_bearer_tokens_other_than_ours_are_redacted_too(make):
     client, _, _ = make(fail(403, {"message": "token Bearer abc.def.ghi rejected"}))
     with pytest.raises(WhopAPIError) as info:
-        client.get_company("biz_1")
+        client.get_account("biz_1")
     assert "abc.def.ghi" not in str(info.value)

@@ -9,11 +9,11 @@ import time
 import httpx
 import pytest
 
-from whopfunnel_plugin.errors import WhopAPIError
-from whopfunnel_plugin.events import MemberJoined, MessageReceived
+from whopfunnel_plugin.errors import RetryLater, WhopAPIError
+from whopfunnel_plugin.events import MemberJoined, MembershipEnded, MessageReceived
 from whopfunnel_plugin.whop.client import WhopClient
 from whopfunnel_plugin.whop.fake import FakeWhop, serve_in_thread
-from whopfunnel_plugin.whop.webhooks import parse, to_event, verify
+from whopfunnel_plugin.whop.webhooks import Ignored, parse, to_event, verify
 
 KEY = "fake_sk_test_key_123"
 SECRET = "ws_3f1c2a9b8d7e6f5a4b3c2d1e0f9a8b7c"
@@ -33,11 +33,22 @@ def served(fake):
         stop()
 
 
+class Time:
+    """Monotonic time that moves only when the client sleeps; records the sleeps."""
+
+    def __init__(self):
+        self.now, self.sleeps = 0.0, []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 @pytest.fixture
 def client(served):
-    sleeps: list[float] = []
-    with WhopClient(KEY, base_url=served, sleep=sleeps.append, timeout=5) as c:
-        c.sleeps = sleeps
+    time = Time()
+    with WhopClient(KEY, base_url=served, sleep=time.sleep, monotonic=lambda: time.now, timeout=5) as c:
+        c.sleeps = time.sleeps
         yield c
 
 
@@ -116,17 +127,23 @@ def test_injected_failure_is_retried_by_the_client(client, fake):
 
 def test_injected_429_with_retry_after(client, fake):
     fake.fail_next(2, 429, {"Retry-After": "3"})
-    assert client.company_owner_id("biz_1") == "user_owner"
+    assert client.account_owner_id("biz_1") == "user_owner"
     assert client.sleeps == [3.0, 3.0]
 
 
 def test_owner_and_notifications(client, fake):
-    assert client.company_owner_id("biz_1") == "user_owner"
-    client.post_notification("biz_1", "Member needs help", "Ann asked", user_ids=["user_owner"])
-    assert [(n["title"], n["user_ids"]) for n in fake.notifications] == \
-        [("Member needs help", ["user_owner"])]
+    assert client.account_owner_id("biz_1") == "user_owner"
+    assert client.get_account("me")["id"] == "biz_1"  # the API key's own account
+    client.post_notification("Member needs help", "Ann asked", account_id="biz_1", user_ids=["user_owner"],
+                             idempotency_key="wf-1-n")
+    client.post_notification("Member needs help", "Ann asked", account_id="biz_1", user_ids=["user_owner"],
+                             idempotency_key="wf-1-n")  # a resend: deduplicated by its key
+    client.post_notification("Office hours", "at 5", experience_id="exp_1")
+    assert [(n.get("account_id"), n.get("experience_id"), n["title"], n["user_ids"], n["idempotency_key"])
+            for n in fake.notifications] == [("biz_1", None, "Member needs help", ["user_owner"], "wf-1-n"),
+                                             (None, "exp_1", "Office hours", None, None)]
     with pytest.raises(WhopAPIError) as info:
-        client.get_company("biz_unknown")
+        client.get_account("biz_unknown")
     assert info.value.status_code == 404
 
 
@@ -135,7 +152,15 @@ def test_owner_and_notifications(client, fake):
     ("POST", "/messages", {"json": {"channel_id": "feed_nope"}}, 422),
     ("POST", "/messages", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400),
     ("POST", "/dm_channels", {"json": {"with_user_ids": []}}, 422),
-    ("POST", "/notifications", {"json": {"company_id": "biz_1"}}, 422),
+    ("POST", "/notifications", {"json": {"account_id": "biz_1"}}, 422),
+    ("POST", "/notifications", {"json": {"title": "t", "content": "c"}}, 422),
+    ("POST", "/notifications", {"json": {"title": "t", "content": "c", "account_id": "biz_1",
+                                         "experience_id": "exp_1"}}, 422),
+    # the older generation's naming is refused: only webhooks still carry it
+    ("POST", "/notifications", {"json": {"title": "t", "content": "c", "company_id": "biz_1"}}, 400),
+    ("POST", "/dm_channels", {"json": {"with_user_ids": ["user_1"], "company_id": "biz_1"}}, 400),
+    ("GET", "/companies/biz_1", {}, 404),
+    ("POST", "/accounts/biz_1", {}, 405),
     ("GET", "/messages", {}, 400),
     ("GET", "/messages", {"params": {"channel_id": "feed_nope"}}, 404),
     ("GET", "/nowhere", {}, 404),
@@ -155,36 +180,73 @@ def test_bad_cursor_and_page_size(served, fake):
 
 def test_api_v1_prefix_is_accepted(served):
     with WhopClient(KEY, base_url=served + "/api/v1") as c:
-        assert c.company_owner_id("biz_1") == "user_owner"
+        assert c.account_owner_id("biz_1") == "user_owner"
 
 
 def test_member_says_returns_a_chat_message_envelope(client, fake):
     envelope = fake.member_says("user_1", "I want 2", username="ann")
-    assert set(envelope) == {"id", "api_version", "type", "timestamp", "company_id", "data"}
+    assert set(envelope) == {"id", "api_version", "type", "timestamp", "account_id", "data"}
     assert envelope["id"].startswith("evt_")
-    assert (envelope["type"], envelope["api_version"], envelope["company_id"]) == \
+    assert (envelope["type"], envelope["api_version"], envelope["account_id"]) == \
         ("chat.message.created", "v1", "biz_1")
     channel, message = envelope["data"]["channel"], envelope["data"]["message"]
-    assert channel == {"id": client.open_dm_channel("user_1"), "type": "direct_message"}
-    assert message["content"] == "I want 2"
+    assert channel == {"id": client.open_dm_channel("user_1"), "type": "direct_message",
+                       "experience_id": None}
+    assert envelope["data"]["audience"] == {"type": "users", "user_ids": ["user_1", "user_bot"]}
+    assert (message["content"], message["message_type"]) == ("I want 2", "regular")
     assert message["user"] == {"id": "user_1", "username": "ann", "name": "ann"}
-    assert set(message) >= {"id", "content", "created_at", "user"}
     assert fake.sent_messages() == []  # the member's words are not the bot's
     event = to_event(parse(json.dumps(envelope).encode()), bot_user_id="user_bot", route=lambda _: "exp_1")
     assert event == MessageReceived(experience_id="exp_1", user_id="user_1", message_id=message["id"],
                                     text="I want 2", channel_id=channel["id"])
 
 
-@pytest.mark.parametrize("newer", [False, True])
-def test_membership_activated_parses_in_both_shapes(fake, newer):
-    envelope = fake.membership_activated("user_1", "prod_1", "biz_1", newer_shape=newer)
-    assert envelope["type"] == "membership.activated"
-    assert ("user_id" in envelope["data"]) is newer
+@pytest.mark.parametrize("kind", ["system", "automated"])
+def test_a_system_message_is_in_the_channel_but_no_reply(client, fake, kind):
+    envelope = fake.system_message("user_1", "Ann joined", message_type=kind)
+    channel = client.open_dm_channel("user_1")
+    assert [(m["content"], m["message_type"]) for m in client.list_messages(channel).data] == [
+        ("Ann joined", kind)]
+    event = to_event(parse(json.dumps(envelope).encode()), bot_user_id="user_bot", route=lambda _: "exp_1")
+    assert event == Ignored(f"a {kind} message, not a member's reply")
+
+
+@pytest.mark.parametrize("shape, envelope_keys", [
+    ("current", {"id", "api_version", "type", "timestamp", "account_id", "data"}),
+    ("nested", {"id", "api_version", "type", "timestamp", "company_id", "data"}),
+    ("v5", {"api_version", "action", "data"}),
+])
+def test_memberships_parse_in_every_shape(fake, shape, envelope_keys):
+    joined = fake.membership_activated("user_1", "prod_1", "biz_1", shape=shape)
+    ended = fake.membership_deactivated("user_1", "prod_1", "biz_1", shape=shape)
+    assert set(joined) == envelope_keys and set(ended) == envelope_keys
     seen = []
-    event = to_event(parse(json.dumps(envelope).encode()), bot_user_id=None,
-                     route=lambda ids: seen.append(ids) or "exp_1")
-    assert isinstance(event, MemberJoined)
-    assert (event.user_id, event.product_id, event.company_id) == ("user_1", "prod_1", "biz_1")
+
+    def route(ids):
+        seen.append(ids)
+        return "exp_1"
+
+    events = [to_event(parse(json.dumps(e).encode()), bot_user_id=None, route=route) for e in (joined, ended)]
+    assert [type(e) for e in events] == [MemberJoined, MembershipEnded]
+    company = None if shape == "v5" else "biz_1"  # v5 names no company
+    assert {(e.user_id, e.product_id, e.company_id) for e in events} == {("user_1", "prod_1", company)}
+
+
+def test_only_the_nested_shape_names_the_member(fake):
+    nested = fake.membership_activated("user_1", "prod_1", shape="nested", name="Ada")
+    event = to_event(parse(json.dumps(nested).encode()), bot_user_id=None, route=lambda _: "exp_1")
+    assert event.user_name == "Ada"
+    with pytest.raises(ValueError, match="only the older nested shape names the member"):
+        fake.membership_activated("user_1", "prod_1", name="Ada")
+    with pytest.raises(ValueError, match="shape must be one of current, nested, v5"):
+        fake.membership_activated("user_1", "prod_1", shape="v9")
+
+
+@pytest.mark.parametrize("shape", ["current", "nested", "v5"])
+def test_a_membership_without_a_user_is_ignored(fake, shape):
+    envelope = fake.membership_activated(None, "prod_1", "biz_1", shape=shape)
+    event = to_event(parse(json.dumps(envelope).encode()), bot_user_id=None, route=lambda _: "exp_1")
+    assert event == Ignored("membership without a user (bought by a business, or unclaimed)")
 
 
 def test_sign_verifies_with_standardwebhooks_and_our_verifier(fake):
@@ -203,7 +265,7 @@ def test_sign_verifies_with_standardwebhooks_and_our_verifier(fake):
 def test_stop_shuts_the_server(fake):
     base_url, stop = serve_in_thread(fake)
     with WhopClient(KEY, base_url=base_url, max_retries=0) as c:
-        assert c.company_owner_id("biz_1") == "user_owner"  # leaves a keep-alive connection open
+        assert c.account_owner_id("biz_1") == "user_owner"  # leaves a keep-alive connection open
         stop()
-        with pytest.raises(WhopAPIError, match="connection error"):
-            c.get_company("biz_1")
+        with pytest.raises(RetryLater, match="connection error"):
+            c.get_account("biz_1")

@@ -342,8 +342,16 @@ def test_unroutable_membership_is_ignored_with_the_product():
         == Ignored("no route for a delivery without product or company id")
 
 
+@pytest.mark.parametrize("data", [{"user_id": None, "product_id": "prod_a", "account": {"id": "biz_a"}},
+                                  {"product_id": "prod_a"}, {"user": {"username": "acme"}, "user_id": None}])
+@pytest.mark.parametrize("kind", ["membership.activated", "membership.deactivated", "membership.went_valid"])
+def test_a_membership_without_a_user_is_ignored_not_refused(data, kind):
+    # Bought by another business, or unclaimed (whop-sdk types/membership.py: user_id nullable).
+    assert event({"type": kind, "data": data}) == Ignored(
+        "membership without a user (bought by a business, or unclaimed)")
+
+
 @pytest.mark.parametrize(("data", "message"), [
-    ({"product_id": "prod_a"}, "missing data.user_id (or data.user.id)"),
     ({"user": "user_1"}, "data.user must be an object, not string"),
     ({"user_id": 7}, "data.user_id must be a string, not number"),
     ({"user": {"id": ["user_1"]}}, "data.user.id must be a string, not array"),
@@ -392,6 +400,26 @@ def test_missing_or_null_content_is_empty_text():
     assert event(doc).text == ""
     del doc["data"]["message"]["content"]
     assert event(doc).text == ""
+
+
+@pytest.mark.parametrize("kind", ["system", "automated", "poll_result"])
+def test_only_regular_messages_are_member_replies(kind):
+    doc = chat()
+    doc["data"]["message"]["message_type"] = kind
+    assert event(doc) == Ignored(f"a {kind} message, not a member's reply")
+    del doc["data"]["message"]["user"]  # a system message need not name an author
+    assert event(doc) == Ignored(f"a {kind} message, not a member's reply")
+    doc["data"]["message"]["message_type"] = 3
+    with pytest.raises(PayloadError, match="data.message.message_type must be a string, not number"):
+        event(doc)
+
+
+def test_a_regular_message_and_one_from_before_message_types_are_replies():
+    doc = chat()
+    doc["data"]["message"]["message_type"] = "regular"
+    assert isinstance(event(doc), MessageReceived)
+    doc["data"]["message"]["message_type"] = None
+    assert isinstance(event(doc), MessageReceived)
 
 
 @pytest.mark.parametrize("channel_type", ["chat", "support"])
@@ -445,7 +473,9 @@ def mostly(good, bad):
 value = mostly(ids, junk)
 sub = st.fixed_dictionaries({}, optional={k: value for k in ("id", "name", "username", "type",
                                                               "experience_id", "content")})
-message = st.fixed_dictionaries({}, optional={"id": value, "content": value, "user": mostly(sub, value)})
+message = st.fixed_dictionaries({}, optional={"id": value, "content": value, "user": mostly(sub, value),
+                                              "message_type": mostly(st.sampled_from(["regular", "system"]),
+                                                                     value)})
 data = st.fixed_dictionaries({}, optional={
     "user": mostly(sub, value), "user_id": value, "product": mostly(sub, value), "product_id": value,
     "company": mostly(sub, value), "company_id": value, "account": mostly(sub, value),

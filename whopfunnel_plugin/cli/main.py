@@ -7,6 +7,7 @@ import click
 from ..errors import FunnelError, WhopFunnelError
 from .chat import chat
 from .db import db
+from .fake_whop import fake_whop
 from .plugins import plugins
 from .serve import serve
 from .stats import stats
@@ -42,7 +43,7 @@ def cli(ctx, config_path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-for command in (validate, chat, sweep, db, serve, plugins, stats):
+for command in (validate, chat, sweep, db, serve, fake_whop, plugins, stats):
     cli.add_command(command)
 
 

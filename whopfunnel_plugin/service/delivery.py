@@ -88,23 +88,37 @@ class Dispatcher:
         self.store.outbox.mark_sent(message.id, token, sent.get("id"), self.clock.now())
         return True
 
+    # Every request is one attempt (retries=0): a retry, and any wait Whop asks for, is
+    # scheduled through the outbox instead of slept while the claim is held.
+
     def _send_to_member(self, conv, message: Queued) -> dict:
         channel_id = conv.channel_id
         if channel_id is None:
-            channel_id = self.client.open_dm_channel(conv.user_id, conv.company_id)
+            channel_id = self.client.open_dm_channel(conv.user_id, conv.company_id, retries=0)
             self.store.outbox.remember_channel(conv.id, channel_id)
         return self.client.send_message(channel_id, message.text,
-                                        idempotency_key=message.idempotency_key)
+                                        idempotency_key=message.idempotency_key, retries=0)
 
     def _send_to_owner(self, conv, message: Queued) -> dict:
         """The owner's DM (and the Whop notification): a resend after a failed notification
         reuses the DM's Idempotency-Key, so the owner still gets one DM."""
-        owner = self.client.company_owner_id(conv.company_id)
-        channel_id = self.client.open_dm_channel(owner, conv.company_id)
-        self.client.send_message(channel_id, message.text, idempotency_key=message.idempotency_key)
+        owner = self.client.account_owner_id(conv.company_id, retries=0)
+        channel_id = self.client.open_dm_channel(owner, conv.company_id, retries=0)
+        self.client.send_message(channel_id, message.text, idempotency_key=message.idempotency_key,
+                                 retries=0)
         if message.title:
-            self.client.post_notification(conv.company_id, message.title,
-                                          message.text.splitlines()[0], user_ids=[owner])
+            try:
+                self.client.post_notification(
+                    message.title, message.text.splitlines()[0], account_id=conv.company_id,
+                    user_ids=[owner], idempotency_key=f"{message.idempotency_key}-notification",
+                    retries=0)
+            except WhopAPIError as exc:
+                if not _permanent(exc):
+                    raise
+                # e.g. 403: the API key may not send notifications. The owner has the DM;
+                # retrying a refusal forever would only hold the owner's queue.
+                log.warning("owner notification for conversation %s refused, the DM was sent: %s",
+                            conv.id, str(exc).splitlines()[0])
         return {"id": None}  # the member's stored message ids stay the member's own
 
     def _failed(self, message: Queued, conv, exc: WhopAPIError, token: str) -> None:
@@ -122,3 +136,9 @@ class Dispatcher:
                     message.id, conv.id, attempts, delay.total_seconds(), error)
         if attempts == self.alert_after and self.on_failed is not None:
             self.on_failed(conversation=conv, text=message.text, error=error, attempts=attempts)
+
+
+def _permanent(exc: WhopAPIError) -> bool:
+    """A refusal that will not change on retry (4xx but timeouts, conflicts, rate limits)."""
+    code = exc.status_code
+    return code is not None and 400 <= code < 500 and code not in (408, 409, 429)

@@ -14,10 +14,8 @@ conversation really changed in between. Hook calls the change owes fire after th
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import MappingProxyType
 
 from ..clock import SystemClock
@@ -39,6 +37,7 @@ from ..storage import Change, Inbound, NewConversation, Store
 from ..storage.records import to_state
 from .effects import HookCalls
 from .leases import LeaseKeeper
+from .sweep import SweepResult, sweep
 
 log = logging.getLogger("whopfunnel")
 RETRIES = 8  # reads and decisions per event before giving up on a conversation that keeps moving
@@ -64,17 +63,6 @@ class Callbacks:
         return {}
 
     has_template_vars = False  # True when template_vars may return something
-
-
-@dataclass
-class SweepResult:
-    ended: Counter = field(default_factory=Counter)  # experience_id -> conversations ended
-    reminded: int = 0
-    hooks_recovered: int = 0
-
-    @property
-    def total(self) -> int:
-        return sum(self.ended.values())
 
 
 class Host:
@@ -128,7 +116,7 @@ class Host:
                 return Outcome("duplicate")
             changes, status = [], "started"
             if existing is not None:
-                engine, state = self._engine(existing.funnel_version_id), to_state(existing)
+                engine, state = self.engine_for(existing.funnel_version_id), to_state(existing)
                 if existing.expires_at is not None and now >= existing.expires_at:
                     changes.append(Change(engine.timeout_decision(state), record=existing))
                 elif funnel.on_rejoin == "restart":
@@ -201,7 +189,7 @@ class Host:
                 return Outcome("duplicate")
             if record is None:
                 return Outcome("inactive")
-            engine = self._engine(record.funnel_version_id)
+            engine = self.engine_for(record.funnel_version_id)
             decision = engine.end(to_state(record), "abandoned", reason)
             written = self._write([Change(decision, record=record)], now, delivery_id=delivery)
             if written.status == "conflict":
@@ -221,51 +209,19 @@ class Host:
         if record is None:
             return ()
         ctx = Context(record.user_id, record.experience_id, record.user_name,
-                      self._vars(lambda: self.snapshot(record)))
-        return self._engine(record.funnel_version_id).prompt(to_state(record), ctx)
+                      self.plugin_vars(lambda: self.snapshot(record)))
+        return self.engine_for(record.funnel_version_id).prompt(to_state(record), ctx)
 
     def sweep(self, now: datetime | None = None) -> SweepResult:
-        """End expired conversations, send due reminders, fire hook calls left by a crash.
-
-        `now` only decides what is expired or due a reminder (`whopfunnel sweep --now`);
-        the messages it queues are due at the real time.
-        """
-        now = now or self.clock.now()
-        result = SweepResult()
-        result.hooks_recovered = self.fire_due()
-        status, reason = "abandoned", "timeout"  # Engine.timeout_decision's ending
-        while True:
-            ended = self.store.end_expired(now, self.batch_size, status=status, reason=reason,
-                                           effects_due=self.clock.now())
-            for _, experience_id in ended:
-                result.ended[experience_id] += 1
-            if ended and self.hooks == "inline":
-                self.fire_due()
-            if len(ended) < self.batch_size:
-                break
-        if self.reminder:
-            cutoff = now - timedelta(seconds=self.reminder)
-            while True:
-                due = self.store.due_reminders(now, cutoff, self.batch_size)
-                changes = []
-                for record in due:
-                    ctx = Context(record.user_id, record.experience_id, record.user_name,
-                                  self._vars(lambda r=record: self.snapshot(r)))
-                    decision = self._engine(record.funnel_version_id).tick(to_state(record), ctx, now)
-                    changes.append(Change(decision, record=record))
-                written = self.store.write_each(changes, now=now, queued_at=self.clock.now(),
-                                                effects_due=self.clock.now()) if changes else []
-                done = sum(w.status == "ok" for w in written)
-                result.reminded += done
-                if len(due) < self.batch_size or not done:
-                    break
-        return result
+        """End expired conversations, send due reminders, fire hook calls left by a crash
+        (see `sweep.py`). `now` only decides what is swept (`whopfunnel sweep --now`)."""
+        return sweep(self, now)
 
     # -- deciding (plugin code runs here, with nothing locked) -----------------------------
 
     def _start(self, new: NewConversation, funnel: Funnel, now: datetime):
-        engine = self._engine(new.funnel_version_id)
-        extra = self._vars(lambda: self._unsaved(new, funnel, engine, now))
+        engine = self.engine_for(new.funnel_version_id)
+        extra = self.plugin_vars(lambda: self._unsaved(new, funnel, engine, now))
         return engine.start(Context(new.user_id, new.experience_id, new.user_name, extra), now)
 
     def _reply(self, record, text: str, now: datetime):
@@ -280,8 +236,8 @@ class Host:
             return self.callbacks.on_invalid_response(conversation=view(), reply=reply,
                                                       attempt=attempt, step=step)
 
-        ctx = Context(record.user_id, record.experience_id, record.user_name, self._vars(view))
-        return self._engine(record.funnel_version_id).reply(to_state(record), ctx, text, now,
+        ctx = Context(record.user_id, record.experience_id, record.user_name, self.plugin_vars(view))
+        return self.engine_for(record.funnel_version_id).reply(to_state(record), ctx, text, now,
                                                             on_invalid)
 
     # -- helpers --------------------------------------------------------------------------
@@ -298,7 +254,7 @@ class Host:
         return StorageError("a conversation kept changing under concurrent updates; "
                             f"gave up after {RETRIES} attempts")
 
-    def _engine(self, version_id: int) -> Engine:
+    def engine_for(self, version_id: int) -> Engine:
         """The engine for a stored funnel version (conversations keep the one they began on)."""
         engine = self._engines.get(version_id)
         if engine is None:
@@ -312,7 +268,7 @@ class Host:
 
     def snapshot(self, record) -> Conversation:
         """The read-only view hooks see."""
-        return self.store.snapshot(record, self._engine(record.funnel_version_id).funnel.version)
+        return self.store.snapshot(record, self.engine_for(record.funnel_version_id).funnel.version)
 
     def _unsaved(self, new: NewConversation, funnel: Funnel, engine: Engine,
                  now: datetime) -> Conversation:
@@ -325,7 +281,7 @@ class Host:
             expires_at=now + engine.timeout, user_name=new.user_name, company_id=new.company_id,
             product_id=new.product_id)
 
-    def _vars(self, conversation: Callable[[], Conversation]) -> Mapping[str, object]:
+    def plugin_vars(self, conversation: Callable[[], Conversation]) -> Mapping[str, object]:
         """Plugins' template variables for a conversation (made only if a plugin has some)."""
         if not self.callbacks.has_template_vars:
             return _EMPTY

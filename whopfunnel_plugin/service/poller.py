@@ -64,6 +64,8 @@ class Poller:
             author = (message.get("user") or {}).get("id")
             if not author or author == self.bot_user_id:
                 continue
+            if (message.get("message_type") or "regular") != "regular":
+                continue  # a system or automated message is never the member's reply
             conv = store.route_dm(author, channel_id)
             if conv is None or conv.channel_id != channel_id:
                 continue

@@ -133,10 +133,13 @@ class Runtime:
         """The Whop client, made on first use (commands that never send need no API key)."""
         if self._client is None:
             from ..whop.client import WhopClient
+            from ..whop.ratelimit import RateLimiter
 
+            budget = self.config.rate_limit  # one budget for every caller: dispatcher and poller
             self._client = WhopClient(
                 self.config.secret("api_key_env", self.environ), base_url=self.config.base_url,
-                transport=self.transport, api_version_date=self.config.api_version_date)
+                transport=self.transport, api_version_date=self.config.api_version_date,
+                limiter=RateLimiter(budget.rate, burst=budget.burst) if budget else None)
         return self._client
 
     @property

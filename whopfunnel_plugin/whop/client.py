@@ -1,8 +1,11 @@
 """The httpx client for the handful of Whop REST API v1 endpoints whopfunnel uses.
 
-Retries follow Whop's official SDKs: 408, 409, 429, 5xx and connection errors are
-retried `max_retries` times, honouring `retry-after-ms` / `Retry-After` up to 60 s,
-else backing off 0.5 s x 2^n (capped at 8 s) with jitter; `x-should-retry` overrides.
+It speaks the API generation whop-sdk 2.x describes: every request pins
+`Api-Version-Date` (default `API_VERSION_DATE`, the version the tests run against),
+account naming (`account_id`; a `biz_...` company id is an account id), the owner from
+`GET /accounts/{id}`. Retries never double-act (see `retries.py`): what the client does
+not retry of a retryable failure it raises as `RetryLater`, with Whop's requested wait.
+Every request first takes its slot from the shared `RateLimiter`; a 429 pauses it.
 The API key never leaves the Authorization header: error texts and logs are redacted.
 """
 
@@ -14,23 +17,21 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from ..clock import SystemClock
-from ..errors import ConfigError, WhopAPIError
+from ..errors import ConfigError, RetryLater, WhopAPIError
+from . import retries as policy
+from .ratelimit import RateLimiter
 
 log = logging.getLogger("whopfunnel.whop")
 
 DEFAULT_BASE_URL = "https://api.whop.com/api/v1"
-RETRY_STATUSES = frozenset({408, 409, 429})
-MAX_RETRY_AFTER = 60.0
-INITIAL_BACKOFF = 0.5
-MAX_BACKOFF = 8.0
+API_VERSION_DATE = "2026-10-15-1"  # whop-sdk 2.6.0's default, and what the contract tests pin
+MAX_PAUSE = 3600.0  # a longer Retry-After is taken as an hour: no header stops us for days
 BODY_LIMIT = 500
 SHORT_LIMIT = 200
 REDACTED = "[REDACTED]"
@@ -47,13 +48,20 @@ class Page:
 
 
 class WhopClient:
-    """A small synchronous Whop API client; one instance per API key, safe to share."""
+    """A small synchronous Whop API client; one instance per API key, safe to share.
+
+    `retries=` on every endpoint overrides `max_retries` for that call; `retries=0` means
+    no in-process retry and no sleeping a Whop-requested wait (a caller holding a claim).
+    `limiter` is the shared request budget (None: no budget, 429 pauses only).
+    """
 
     def __init__(self, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
                  transport: httpx.BaseTransport | None = None, timeout: float = 10.0,
-                 max_retries: int = 2, api_version_date: str | None = None,
-                 sleep: Callable[[float], Any] = time.sleep, rng: random.Random | None = None,
-                 clock=None):
+                 max_retries: int = 2, api_version_date: str | None = API_VERSION_DATE,
+                 limiter: RateLimiter | None = None, max_pacing_wait: float = 5.0,
+                 sleep: Callable[[float], Any] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None, clock=None):
         if not api_key or not isinstance(api_key, str):
             raise ConfigError("a Whop API key is required")
         if max_retries < 0:
@@ -61,9 +69,11 @@ class WhopClient:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
+        self.max_pacing_wait = max_pacing_wait
+        self.limiter = limiter or RateLimiter(monotonic=monotonic, sleep=sleep)
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._clock = clock or SystemClock()  # only for Retry-After given as an HTTP date
+        self._clock = clock or SystemClock()  # for Retry-After dates and X-RateLimit-Reset
         self._owners: dict[str, str] = {}
         headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json",
                    "User-Agent": f"whopfunnel/{_version()}"}
@@ -77,27 +87,32 @@ class WhopClient:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    def open_dm_channel(self, user_id: str, company_id: str | None = None) -> str:
-        """Open (or reuse) the DM channel with `user_id`; returns the channel id."""
+    def open_dm_channel(self, user_id: str, account_id: str | None = None, *,
+                        idempotency_key: str | None = None, retries: int | None = None) -> str:
+        """Open (or reuse) the DM channel with `user_id`, scoped to `account_id`; its id."""
         body: dict[str, Any] = {"with_user_ids": [user_id]}
-        if company_id:
-            body["company_id"] = company_id
-        return _id(self._request("POST", "/dm_channels", json_body=body), "POST /dm_channels")
+        if account_id:
+            body["account_id"] = account_id
+        # Whop answers an existing channel with that channel: a resend cannot open two.
+        result = self._request("POST", "/dm_channels", json_body=body, idempotency_key=idempotency_key,
+                               retries=retries, idempotent=True)
+        return _id(result, "POST /dm_channels")
 
-    def send_message(self, channel_id: str, content: str, *, idempotency_key: str) -> dict:
+    def send_message(self, channel_id: str, content: str, *, idempotency_key: str,
+                     retries: int | None = None) -> dict:
         """Post `content` to a channel; the key makes retries (ours and the outbox's) safe."""
-        # The same header object goes out on every attempt, so retries can't double-send.
         result = self._request("POST", "/messages", json_body={"channel_id": channel_id, "content": content},
-                               headers={"Idempotency-Key": idempotency_key})
+                               idempotency_key=idempotency_key, retries=retries)
         _id(result, "POST /messages")
         return result
 
-    def list_messages(self, channel_id: str, *, after: str | None = None, first: int = 50) -> Page:
+    def list_messages(self, channel_id: str, *, after: str | None = None, first: int = 50,
+                      retries: int | None = None) -> Page:
         """One page of a channel's messages, oldest first, after the cursor `after`."""
         params: dict[str, Any] = {"channel_id": channel_id, "first": first, "direction": "asc"}
         if after:
             params["after"] = after
-        result = self._request("GET", "/messages", params=params)
+        result = self._request("GET", "/messages", params=params, retries=retries)
         data, info = result.get("data"), result.get("page_info") or {}
         if not isinstance(data, list) or not isinstance(info, dict):
             raise WhopAPIError("GET /messages failed: response has no data list or page_info")
@@ -106,11 +121,12 @@ class WhopClient:
                     end_cursor=str(end) if end else None, has_next_page=bool(info.get("has_next_page")))
 
     def iter_messages(self, channel_id: str, *, after: str | None = None, page_size: int = 50,
-                      max_pages: int | None = None) -> Iterator[tuple[dict, str | None]]:
+                      max_pages: int | None = None,
+                      retries: int | None = None) -> Iterator[tuple[dict, str | None]]:
         """Follow the cursor; yields (message, end cursor of its page) so callers can checkpoint."""
         pages = 0
         while max_pages is None or pages < max_pages:
-            page = self.list_messages(channel_id, after=after, first=page_size)
+            page = self.list_messages(channel_id, after=after, first=page_size, retries=retries)
             pages += 1
             for message in page.data:
                 yield message, page.end_cursor
@@ -119,24 +135,38 @@ class WhopClient:
                 return
             after = page.end_cursor
 
-    def get_company(self, company_id: str) -> dict:
-        return self._request("GET", f"/companies/{_segment(company_id)}")
+    def get_account(self, account_id: str, *, retries: int | None = None) -> dict:
+        """`GET /accounts/{id}`: the account (a `biz_...` company) with its `owner`."""
+        return self._request("GET", f"/accounts/{_segment(account_id)}", retries=retries)
 
-    def company_owner_id(self, company_id: str) -> str:
-        """The owner's user id; cached, owners rarely change and escalations repeat."""
-        if company_id not in self._owners:
-            owner = self.get_company(company_id).get("owner_user")
-            if not isinstance(owner, dict) or not owner.get("id"):
-                raise WhopAPIError(f"GET /companies/{company_id} failed: response has no owner_user.id")
-            self._owners[company_id] = str(owner["id"])
-        return self._owners[company_id]
+    def account_owner_id(self, account_id: str, *, retries: int | None = None) -> str:
+        """The account owner's user id; cached, owners rarely change and escalations repeat."""
+        if account_id not in self._owners:
+            owner = self.get_account(account_id, retries=retries).get("owner")
+            if not isinstance(owner, dict) or not isinstance(owner.get("id"), str) or not owner["id"]:
+                raise WhopAPIError(f"GET /accounts/{account_id} failed: response has no owner.id")
+            self._owners[account_id] = owner["id"]
+        return self._owners[account_id]
 
-    def post_notification(self, company_id: str, title: str, content: str,
-                          user_ids: list[str] | None = None) -> dict:
-        body: dict[str, Any] = {"company_id": company_id, "title": title, "content": content}
+    def post_notification(self, title: str, content: str, *, account_id: str | None = None,
+                          experience_id: str | None = None, user_ids: list[str] | None = None,
+                          idempotency_key: str | None = None, retries: int | None = None) -> dict:
+        """Notify an account's team or an experience's users (`user_ids` narrows it to them).
+
+        Exactly one of `account_id` / `experience_id`. Without an `idempotency_key` the
+        request is never resent once Whop may have acted on it (a read timeout, a 5xx).
+        """
+        if (account_id is None) == (experience_id is None):
+            raise ValueError("post_notification needs exactly one of account_id or experience_id")
+        body: dict[str, Any] = {"title": title, "content": content}
+        if account_id is not None:
+            body["account_id"] = account_id
+        else:
+            body["experience_id"] = experience_id
         if user_ids:
             body["user_ids"] = list(user_ids)
-        return self._request("POST", "/notifications", json_body=body)
+        return self._request("POST", "/notifications", json_body=body, idempotency_key=idempotency_key,
+                             retries=retries)
 
     def close(self) -> None:
         self._http.close()
@@ -150,60 +180,58 @@ class WhopClient:
     # -- transport -------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, *, params: dict | None = None,
-                 json_body: dict | None = None, headers: dict | None = None) -> dict:
+                 json_body: dict | None = None, idempotency_key: str | None = None,
+                 retries: int | None = None, idempotent: bool = False) -> dict:
         what = f"{method} {path}"
-        retries = 0
+        budget = self.max_retries if retries is None else retries
+        # May a resend make Whop act twice? Not for reads, keyed requests, or idempotent ones.
+        resendable = method == "GET" or idempotency_key is not None or idempotent
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else None
+        attempt = 0
         while True:
+            self._take_slot(what, may_pause=budget > 0)
             try:
                 response = self._http.request(method, path.lstrip("/"), params=params, json=json_body,
                                               headers=headers)
             except httpx.TransportError as exc:
-                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                if retries < self.max_retries:
-                    delay = self._backoff(retries)
-                    log.info("%s: %s; retry %d of %d in %.2fs", what, self._redact(reason),
-                             retries + 1, self.max_retries, delay)
-                    self._sleep(delay)
-                    retries += 1
-                    continue
-                # `from None`: the chained httpx error would print its own, unredacted text.
-                raise WhopAPIError(self._redact(f"{what} failed: connection error: {reason}")) from None
+                reason = self._redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+                if not (resendable or isinstance(exc, policy.NEVER_SENT)):
+                    # `from None`: the chained httpx error would print its own, unredacted text.
+                    raise RetryLater(f"{what} failed: {reason}; not resent: Whop may have acted on "
+                                     "it and it has no Idempotency-Key") from None
+                if attempt >= budget:
+                    raise RetryLater(f"{what} failed: connection error: {reason}") from None
+                delay = policy.backoff(attempt, self._rng)
+                log.info("%s: %s; retry %d of %d in %.2fs", what, reason, attempt + 1, budget, delay)
+                self._sleep(delay)
+                attempt += 1
+                continue
             if response.is_success:
                 return self._json(response, what)
-            if retries < self.max_retries and _should_retry(response):
-                delay = self._retry_after(response)
-                if delay is None:
-                    delay = self._backoff(retries)
-                log.info("%s: HTTP %d; retry %d of %d in %.2fs", what, response.status_code,
-                         retries + 1, self.max_retries, delay)
+            if not policy.retryable(response):
+                raise self._error(response, what)
+            wait = policy.requested_wait(response.headers, self._clock.now().timestamp())
+            delay = wait.seconds if wait else policy.backoff(attempt, self._rng)
+            too_many = response.status_code == 429  # refused before acting: safe to resend
+            if too_many:
+                self.limiter.pause(min(delay, MAX_PAUSE))
+            if not (resendable or too_many):
+                raise self._error(response, what, wait, "not resent: Whop may have acted on it and "
+                                  "it has no Idempotency-Key")
+            if attempt >= budget or (wait is not None and not wait.sleepable):
+                raise self._error(response, what, wait)
+            log.info("%s: HTTP %d; retry %d of %d in %.2fs", what, response.status_code,
+                     attempt + 1, budget, delay)
+            if not too_many:  # a 429's wait is slept by the limiter, for every caller at once
                 self._sleep(delay)
-                retries += 1
-                continue
-            raise self._error(response, what)
+            attempt += 1
 
-    def _backoff(self, retries: int) -> float:
-        # Jitter shortens the wait by up to a quarter so clients don't retry in lockstep.
-        return min(INITIAL_BACKOFF * 2 ** retries, MAX_BACKOFF) * (1 - 0.25 * self._rng.random())
-
-    def _retry_after(self, response: httpx.Response) -> float | None:
-        seconds: float | None = None
-        ms = response.headers.get("retry-after-ms")
-        if ms is not None:
-            seconds = _float(ms)
-            seconds = None if seconds is None else seconds / 1000
-        if seconds is None and (value := response.headers.get("retry-after")) is not None:
-            seconds = _float(value)
-            if seconds is None:
-                try:
-                    when = parsedate_to_datetime(value)
-                    if when.tzinfo is None:  # "-0000" means UTC, not local time
-                        when = when.replace(tzinfo=timezone.utc)
-                    seconds = when.timestamp() - self._clock.now().timestamp()
-                except (TypeError, ValueError, IndexError, OverflowError):
-                    seconds = None
-        if seconds is None or not 0 <= seconds <= MAX_RETRY_AFTER:
-            return None  # a long or absurd wait: fall back to our own backoff
-        return seconds
+    def _take_slot(self, what: str, *, may_pause: bool) -> None:
+        refused = self.limiter.acquire(max_wait=self.max_pacing_wait,
+                                       max_pause=policy.MAX_SLEEP if may_pause else 0.0)
+        if refused is not None:
+            raise RetryLater(f"{what} not sent: Whop asked us to wait, or the request budget is "
+                             f"spent, for {refused:.1f} s more", retry_after=refused)
 
     def _json(self, response: httpx.Response, what: str) -> dict:
         if not response.content.strip():
@@ -219,7 +247,9 @@ class WhopClient:
                                status_code=response.status_code, body=self._body(response))
         return result
 
-    def _error(self, response: httpx.Response, what: str) -> WhopAPIError:
+    def _error(self, response: httpx.Response, what: str, wait: policy.Wait | None = None,
+               note: str | None = None) -> WhopAPIError:
+        """The error for an answer: `RetryLater` for a retryable one (`wait` known or not)."""
         body = self._body(response)
         short = body[:SHORT_LIMIT]
         try:
@@ -233,8 +263,15 @@ class WhopClient:
             if isinstance(message, str) and message.strip():
                 short = self._redact(" ".join(message.split()))[:SHORT_LIMIT]
         status = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
-        return WhopAPIError(f"{what} failed: {status}: {short}" if short else f"{what} failed: {status}",
-                            status_code=response.status_code, body=body)
+        text = f"{what} failed: {status}: {short}" if short else f"{what} failed: {status}"
+        if not policy.retryable(response):
+            return WhopAPIError(text, status_code=response.status_code, body=body)
+        if note:
+            text += f"; {note}"
+        if wait is not None:
+            text += f"; Whop asks to retry in {wait.seconds:.1f} s ({wait.header})"
+        return RetryLater(text, status_code=response.status_code, body=body,
+                          retry_after=wait.seconds if wait else None)
 
     def _body(self, response: httpx.Response) -> str:
         try:
@@ -245,21 +282,6 @@ class WhopClient:
 
     def _redact(self, text: str) -> str:
         return _BEARER.sub(r"\1" + REDACTED, text.replace(self._api_key, REDACTED))
-
-
-def _should_retry(response: httpx.Response) -> bool:
-    override = response.headers.get("x-should-retry", "").strip().lower()
-    if override in ("true", "false"):
-        return override == "true"
-    return response.status_code in RETRY_STATUSES or response.status_code >= 500
-
-
-def _float(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if value == value else None  # NaN
 
 
 def _id(result: dict, what: str) -> str:

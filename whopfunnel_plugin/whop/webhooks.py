@@ -1,61 +1,33 @@
 """Whop webhooks: signature verification and payload parsing into events.
 
-Pure: the clock arrives as `now`, nothing here reads the network or the disk.
+Pure: the clock arrives as `now`, nothing here reads the network or the disk. The
+errors (`WebhookError` and its 401/400/413 children) live in the package's tree.
 
-    WhopFunnelError
-    └── WebhookError         a webhook delivery cannot be accepted (`status` is the HTTP answer)
-        ├── SignatureError   401: missing headers, bad or stale signature
-        ├── PayloadError     400: not UTF-8, not JSON, or a field of the wrong type
-        └── PayloadTooLarge  413: body over the size limit
-
-`verify(headers, body, secret, now=...)` -> delivery id; `parse(body)` -> `Envelope`;
-`to_event(envelope, bot_user_id=..., route=...)` -> an event or `Ignored(reason)`.
+`verify(headers, body, secret, now=...)` -> delivery id (from `signatures.py`);
+`parse(body)` -> `Envelope`; `to_event(envelope, bot_user_id=..., route=...)` -> an event
+or `Ignored(reason)`, reading the payloads as whop-sdk 2.x models them (see docs/whop.md).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import WhopFunnelError
+from ..errors import PayloadError, PayloadTooLarge, SignatureError, WebhookError
 from ..events import MemberJoined, MembershipEnded, MessageReceived
+from .signatures import MAX_ID_LENGTH, sign, verify
+
+__all__ = ["ENDED", "JOINED", "MAX_BODY_BYTES", "MAX_ID_LENGTH", "MESSAGE", "Envelope", "Event", "Ignored",
+           "PayloadError", "PayloadTooLarge", "SignatureError", "WebhookError", "parse", "sign",
+           "to_event", "verify"]
 
 MAX_BODY_BYTES = 1_048_576
-MAX_ID_LENGTH = 191  # the store's webhook_id column; retries reuse the id, so it is the dedupe key
 
 JOINED = ("membership.activated", "membership.went_valid")
 ENDED = ("membership.deactivated", "membership.went_invalid")
 MESSAGE = "chat.message.created"
-
-
-class WebhookError(WhopFunnelError):
-    """A webhook delivery cannot be accepted; `status` is the HTTP status to answer."""
-
-    status = 400
-
-
-class SignatureError(WebhookError):
-    """Signature headers are missing, malformed, stale, or match no signature."""
-
-    status = 401
-
-
-class PayloadError(WebhookError):
-    """The body is not UTF-8 JSON of the expected shape."""
-
-    status = 400
-
-
-class PayloadTooLarge(WebhookError):
-    """The body is larger than the limit."""
-
-    status = 413
 
 
 @dataclass(frozen=True)
@@ -75,86 +47,6 @@ class Envelope:
     company_id: str | None
     timestamp: str | int | float | None
     data: dict
-
-
-# -- verification ------------------------------------------------------------------------
-
-
-def verify(headers: Mapping[str, str], body: bytes, secret: str, *, now: float,
-           tolerance: int = 300) -> str:
-    """Check the delivery's signature and return its id, or raise `SignatureError`."""
-    if not secret:
-        raise SignatureError("webhook secret is empty; cannot verify signatures")
-    found = {str(k).lower(): v for k, v in headers.items()}
-    names = ("webhook-id", "webhook-timestamp", "webhook-signature")
-    values = [found.get(name) for name in names]
-    if not any(values) and found.get("x-whop-signature"):
-        return _verify_legacy(found["x-whop-signature"], body, secret, now, tolerance)
-    missing = [name for name, value in zip(names, values) if not value]
-    if missing:
-        raise SignatureError(f"missing {' and '.join(missing)} header{'s' if len(missing) > 1 else ''}")
-    msg_id, timestamp, signatures = (_header_text(n, v) for n, v in zip(names, values))
-    if len(msg_id) > MAX_ID_LENGTH:
-        raise SignatureError(f"webhook-id is longer than {MAX_ID_LENGTH} characters")
-    _check_age(_unix_seconds("webhook-timestamp", timestamp), now, tolerance)
-    expected = _hmac(secret, f"{msg_id}.{timestamp}.".encode() + body)
-    entries = (entry.partition(",") for entry in signatures.split())
-    candidates = [sig for version, _, sig in entries if version == "v1"]  # other versions: ignored
-    if not candidates:
-        raise SignatureError("webhook-signature has no v1 entry")
-    if any(hmac.compare_digest(expected, _decode(sig, base64.b64decode)) for sig in candidates):
-        return msg_id
-    raise SignatureError("no webhook signature matches")
-
-
-def _verify_legacy(header: Any, body: bytes, secret: str, now: float, tolerance: int) -> str:
-    pairs = [part.partition("=") for part in _header_text("x-whop-signature", header).split(",")]
-    stamps = [value.strip() for key, _, value in pairs if key.strip() == "t"]
-    candidates = [value.strip() for key, _, value in pairs if key.strip() == "v1"]
-    if not stamps or not candidates:
-        raise SignatureError("x-whop-signature must look like t=<unix seconds>,v1=<hex>")
-    timestamp = stamps[0]
-    _check_age(_unix_seconds("x-whop-signature t", timestamp), now, tolerance)
-    expected = _hmac(secret, f"{timestamp}.".encode() + body)
-    for sig in candidates:
-        if hmac.compare_digest(expected, _decode(sig, bytes.fromhex)):
-            return f"legacy:{timestamp}:{expected.hex()[:16]}"
-    raise SignatureError("x-whop-signature does not match")
-
-
-def _header_text(name: str, value: Any) -> str:
-    # Whop's ids, timestamps and signatures are ASCII; anything else cannot be a real delivery.
-    if not isinstance(value, str) or not value.isascii() or not value.isprintable():
-        raise SignatureError(f"{name} header is not printable ASCII")
-    return value
-
-
-def _unix_seconds(name: str, value: str) -> int:
-    if not (value.isdigit() and len(value) <= 12):
-        raise SignatureError(f"{name} is not an integer number of unix seconds")
-    return int(value)
-
-
-def _check_age(timestamp: int, now: float, tolerance: int) -> None:
-    age = now - timestamp
-    if age > tolerance:
-        raise SignatureError(f"webhook timestamp is {math.ceil(age)} s old; "
-                             f"more than the {tolerance} s tolerance")
-    if -age > tolerance:
-        raise SignatureError(f"webhook timestamp is {math.ceil(-age)} s in the future; "
-                             f"more than the {tolerance} s tolerance")
-
-
-def _hmac(secret: str, content: bytes) -> bytes:
-    # Whop's rule: the key is the secret's own UTF-8 bytes, `ws_` prefix included, never base64-decoded.
-    return hmac.new(secret.encode("utf-8"), content, hashlib.sha256).digest()
-
-
-def _decode(text: str, decoder: Callable[[str], bytes]) -> bytes:
-    try:
-        return decoder(text)
-    except ValueError:  # binascii.Error is a ValueError
-        return b""  # never equal to a 32-byte digest
 
 
 # -- parsing ---------------------------------------------------------------------------------
@@ -218,13 +110,16 @@ def to_event(envelope: Envelope, *, bot_user_id: str | None, route: Route) -> Ev
 
 
 def _membership(envelope: Envelope, route: Route) -> Event:
-    # Two shapes: older nested {"user": {...}, "product": {...}, "company": {...}},
-    # newer flat {"user_id", "product_id", "account": {...}}; legacy v5 is flat too.
+    # whop-sdk 2.x `Membership` (types/membership.py): flat {"user_id" (nullable), "product_id",
+    # "product": {...}, "account": {...}}; it names no user. Older deliveries nest
+    # {"user": {...}, "product": {...}, "company": {...}}; legacy v5 is flat with user_id.
     data = envelope.data
     user = _obj(data, "user", "data") or {}
     user_id = _str(data, "user_id", "data") or _str(user, "id", "data.user")
     if not user_id:
-        raise PayloadError("missing data.user_id (or data.user.id)")
+        # Bought by another business, or unclaimed: nobody to DM. A 4xx would only make
+        # Whop redeliver it for days.
+        return Ignored("membership without a user (bought by a business, or unclaimed)")
     product_id = _str(data, "product_id", "data") or _id_of(data, "product")
     company_id = (_id_of(data, "account") or _id_of(data, "company")
                   or _str(data, "company_id", "data") or envelope.company_id)
@@ -250,6 +145,9 @@ def _message(envelope: Envelope, bot_user_id: str | None, route: Route) -> Event
     message = _obj(data, "message", "data")
     if message is None:
         raise PayloadError("missing data.message")
+    kind = _str(message, "message_type", "data.message") or "regular"  # older payloads: none
+    if kind != "regular":
+        return Ignored(f"a {_show(kind)} message, not a member's reply")
     author = _id_of(message, "user", "data.message")
     if not author:
         raise PayloadError("missing data.message.user.id")
