@@ -4,6 +4,7 @@ Importing the package opens nothing and reads no environment; `make_plugin_manag
 builds everything.
 """
 
+from .conversation.inputs import InvalidReply
 from .errors import (
     ConfigError,
     ConversationNotFound,
@@ -24,6 +25,7 @@ __all__ = [
     "ConversationNotFound",
     "Funnel",
     "FunnelError",
+    "InvalidReply",
     "MemberJoined",
     "MembershipEnded",
     "MessageReceived",

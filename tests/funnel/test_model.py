@@ -249,7 +249,7 @@ CASES = {
     ),
     "end block with next": (
         GOOD.replace("    type: end\n", "    type: end\n    next: ask\n"),
-        ["f.yaml:11:5: 'next' in block 'done': a end block ends the conversation"],
+        ["f.yaml:11:5: 'next' in block 'done': an end block ends the conversation"],
     ),
     "link block without url": (
         GOOD.replace("    type: end\n", "    type: link\n"),
