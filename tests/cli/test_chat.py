@@ -127,7 +127,11 @@ def _pty_chat(keys: bytes, cwd) -> str:
 
     try:
         read_until(b"you> ")
-        time.sleep(0.5)  # let readline take the terminal before the keys arrive
+        deadline = time.monotonic() + 30
+        # readline switches the terminal out of canonical mode while it reads a line: only
+        # then do typed keys reach it as keys
+        while termios.tcgetattr(main)[3] & termios.ICANON and time.monotonic() < deadline:
+            time.sleep(0.05)
         os.write(main, keys)
         if keys.endswith(b"\x03"):
             read_until(b"(interrupted)")
