@@ -11,6 +11,7 @@ from .plugins import plugins
 from .serve import serve
 from .stats import stats
 from .sweep import sweep
+from .test import test
 from .validate import validate
 
 
@@ -42,7 +43,7 @@ def cli(ctx, config_path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-for command in (validate, chat, sweep, db, serve, plugins, stats):
+for command in (validate, chat, test, sweep, db, serve, plugins, stats):
     cli.add_command(command)
 
 
