@@ -29,7 +29,7 @@ def test_validate_the_examples(run):
     result = run("validate", FUNNELS)
     assert result.exit_code == 0
     assert f"{FUNNELS / 'onboarding.yaml'}: ok (onboarding, 6 blocks)" in result.output
-    assert "3 files: 0 errors, 0 warnings" in result.output
+    assert "4 files: 0 errors, 0 warnings" in result.output
 
 
 @pytest.mark.parametrize("name, content, message", [
