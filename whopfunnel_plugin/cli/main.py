@@ -7,6 +7,7 @@ import click
 from ..errors import FunnelError, WhopFunnelError
 from .chat import chat
 from .db import db
+from .graph import graph
 from .plugins import plugins
 from .serve import serve
 from .stats import stats
@@ -43,7 +44,7 @@ def cli(ctx, config_path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-for command in (validate, chat, test, sweep, db, serve, plugins, stats):
+for command in (validate, chat, test, graph, sweep, db, serve, plugins, stats):
     cli.add_command(command)
 
 
