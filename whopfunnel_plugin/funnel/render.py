@@ -79,8 +79,10 @@ def _edges(graph: Graph) -> list[str]:
                    f'marker-end="url(#arrow-{state})"/>')
         label = _with_count(edge.label, edge.count)
         if label:
-            mx = (p[0][0] + 3 * p[1][0] + 3 * p[2][0] + p[3][0]) / 8
-            my = (p[0][1] + 3 * p[1][1] + 3 * p[2][1] + p[3][1]) / 8
+            t = 0.5 if edge.dashed else 0.3  # near the source: crossing edges' labels part
+            k = ((1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3)
+            mx = sum(c * q[0] for c, q in zip(k, p))
+            my = sum(c * q[1] for c, q in zip(k, p))
             w = CHAR_W * len(label) + 10
             labels.append(f'<g class="edge-label"><rect x="{mx - w / 2:.1f}" y="{my - 9:.1f}" '
                           f'width="{w:.1f}" height="18" rx="4" fill="#ffffff" '
@@ -153,7 +155,7 @@ _DOT_SHAPES = {"question": "box", "input": "parallelogram", "message": "box", "s
 
 
 def _dot_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def dot(graph: Graph) -> str:
