@@ -112,7 +112,7 @@ def test_the_svg_renders_in_headless_chromium(tmp_path):
             for name in ("onboarding", "two_stage", "welcome_ab")}
     page = tmp_path / "check.html"
     page.write_text("""<!doctype html><html><body><pre id="result"></pre><script>
-const svgs = %s, out = {};
+const svgs = SVGS_JSON, out = {};
 for (const [name, text] of Object.entries(svgs)) {
   const doc = new DOMParser().parseFromString(text, "image/svg+xml");
   const broken = doc.getElementsByTagName("parsererror").length > 0;
@@ -128,7 +128,7 @@ for (const [name, text] of Object.entries(svgs)) {
                edges: svg.querySelectorAll("path.edge").length};
 }
 document.getElementById("result").textContent = JSON.stringify(out);
-</script></body></html>""" % json.dumps(svgs))
+</script></body></html>""".replace("SVGS_JSON", json.dumps(svgs)))
     profile = tmp_path / "profile"
     proc = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
