@@ -135,12 +135,10 @@ def _pty_chat(keys: bytes, cwd) -> str:
         os.write(main, keys)
         if keys.endswith(b"\x03"):
             read_until(b"(interrupted)")
+            proc.wait(60)
+            read_until(b"\x00", 1)
         else:
-            read_until(b"Here is the free guide")
-            read_until(b"you> ", 5)
-            os.write(main, b"\x04")
-        proc.wait(10)
-        read_until(b"\x00", 1)
+            read_until(b"Here is the free guide")  # what we came for; no need to wait for more
     finally:
         if proc.poll() is None:
             proc.kill()
