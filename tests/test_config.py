@@ -61,6 +61,7 @@ def test_the_spec_example_loads(tmp_path):
     assert cfg.timeout == 86400 and cfg.sweep_every == 3600 and cfg.poll_every == 10
     assert cfg.routes[0] == Route(funnel="onboarding", experience="exp_123", product="prod_123")
     assert cfg.ladders["default"][1].action == "notify_owner"
+    (tmp_path / "funnels").mkdir()
     assert cfg.funnel_paths() == [tmp_path / "funnels/"]
 
 
@@ -192,3 +193,22 @@ def test_the_shipped_plugin_yaml_is_valid():
 
     cfg = load_config(ROOT / "plugin.yaml")
     assert cfg.name == "whopfunnel"
+
+
+def test_funnel_files_that_do_not_exist_are_named_at_their_line(tmp_path):
+    cfg = load(tmp_path, "funnels:\n  - a.yaml\n  - b.yaml\n")
+    (tmp_path / "a.yaml").write_text("id: a\n")
+    with pytest.raises(ConfigError) as err:
+        cfg.funnel_paths()
+    assert str(err.value) == (f"{tmp_path / 'plugin.yaml'}:3:5: funnels: b.yaml does not exist "
+                              f"(looked for {tmp_path / 'b.yaml'})")
+
+
+def test_the_default_ladder_of_plugin_yaml_applies_to_funnels_that_name_none(tmp_path):
+    from whopfunnel_plugin.funnel.model import check_bytes
+
+    cfg = load(tmp_path, "escalation:\n  default:\n    - {message: Try again}\n"
+                         "    - {message: Bye, action: abandon}\n")
+    funnel, _ = check_bytes(b"id: f\nstart: a\nblocks:\n  a:\n    message: Hi\n    options:\n"
+                            b"      - {text: x, next: e}\n  e: {type: end}\n", ladders=cfg.ladders)
+    assert [s.message for s in funnel.ladder("a")] == ["Try again", "Bye"]

@@ -171,12 +171,16 @@ def test_hook_on_owner_notify_dms_the_owner_once(recorder, fake):
 
 
 PLUGIN_MODULE = '''
-from whopfunnel_plugin import hookimpl
+from whopfunnel_plugin import InvalidReply, hookimpl
+
+def order_no(text):
+    if not text.strip().upper().startswith("ORD-"):
+        raise InvalidReply("Order numbers start with ORD-, like ORD-77.")
+    return text.strip().upper()
 
 @hookimpl
 def register_validators(register):
-    register("order_no", lambda text: text.strip().upper() if text.strip().upper().startswith("ORD-")
-             else (_ for _ in ()).throw(ValueError("not an order number")))
+    register("order_no", order_no)
 
 @hookimpl
 def register_template_vars(conversation):
@@ -219,7 +223,7 @@ def test_hook_register_validators_feeds_input_blocks(make_pm, module_plugin, fak
     say(pm, " ord-77 ")
     assert dms(fake) == [
         "Hi USER_1! Your order number? We answer 9-17 CET.",
-        "Please choose from the provided options above.",
+        "Order numbers start with ORD-, like ORD-77.",  # the validator's own words
         "Hi USER_1! Your order number? We answer 9-17 CET.",
         "Thanks, ORD-77 noted.",
     ]

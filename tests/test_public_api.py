@@ -8,7 +8,7 @@ import whopfunnel_plugin
 
 EXPECTED = [
     "ConfigError", "Conversation", "ConversationNotFound", "DatabaseUnavailable", "Funnel",
-    "FunnelError", "ManagerClosed", "MemberJoined", "MembershipEnded", "MessageReceived",
+    "FunnelError", "InvalidReply", "ManagerClosed", "MemberJoined", "MembershipEnded", "MessageReceived",
     "Outcome", "RetryLater", "SchemaOutOfDate", "Step", "StorageError", "WhopAPIError", "WhopFunnelError",
     "hookimpl", "load_funnel", "make_plugin_manager",
 ]

@@ -4,6 +4,7 @@ Importing the package opens nothing and reads no environment; `make_plugin_manag
 builds everything.
 """
 
+from .conversation.inputs import InvalidReply
 from .errors import (
     ConfigError,
     ConversationNotFound,
@@ -28,6 +29,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Funnel",
     "FunnelError",
+    "InvalidReply",
     "ManagerClosed",
     "MemberJoined",
     "MembershipEnded",

@@ -72,6 +72,7 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8080
     plugins: tuple[str, ...] = ()
+    funnels_pos: tuple[tuple[int, int], ...] = field(default=(), compare=False)  # plugin.yaml
 
     def database_url(self, environ: Mapping[str, str] | None = None) -> str:
         """DATABASE_URL, when set, wins over plugin.yaml."""
@@ -92,11 +93,22 @@ class Config:
         return next((r for r in self.routes if r.matches(event)), None)
 
     def funnel_paths(self) -> list[Path]:
+        """The funnel files and folders; one named in plugin.yaml that does not exist is a
+        ConfigError at its place under `funnels:`."""
         base = Path(self.path).parent if self.path else Path.cwd()
         if self.funnels is None:
             default = base / "funnels"
             return [default] if default.is_dir() else []
-        return [p if p.is_absolute() else base / p for p in map(Path, self.funnels)]
+        paths = [p if p.is_absolute() else base / p for p in map(Path, self.funnels)]
+        missing = [
+            f"{self.path or 'plugin.yaml'}:{pos[0]}:{pos[1]}: funnels: {name} does not exist"
+            + ("" if Path(name) == path else f" (looked for {path})")
+            for name, path, pos in zip(self.funnels, paths, self.funnels_pos or [(1, 1)] * len(paths))
+            if not path.exists()
+        ]
+        if missing:
+            raise ConfigError("\n".join(missing))
+        return paths
 
 
 def load_config(path: str | Path | None) -> Config:
@@ -215,8 +227,11 @@ def _build(doc: Document) -> Config | None:
     timeouts = _section(doc, data, "timeouts", TIMEOUT_KEYS)
     server = _section(doc, data, "server", SERVER_KEYS)
     funnels = data.get("funnels")
+    funnels_pos = [data.where("funnels")]
     if isinstance(funnels, str):
         funnels = [funnels]
+    elif isinstance(funnels, YList):
+        funnels_pos = list(funnels.item_pos)
     if funnels is not None and (not isinstance(funnels, list)
                                 or not all(isinstance(f, str) for f in funnels)):
         doc.problem(data.where("funnels"), "funnels must be a directory or a list of files")
@@ -260,6 +275,7 @@ def _build(doc: Document) -> Config | None:
         sweep_every=_duration(doc, timeouts, "sweep_every", "timeouts.", d.sweep_every),
         ladders=_ladders(doc, data), host=_text(doc, server, "host", "server.", d.host),
         port=port, plugins=tuple(p for p in plugins if isinstance(p, str)),
+        funnels_pos=tuple(funnels_pos) if funnels is not None else (),
     )
 
 

@@ -80,7 +80,9 @@ def register_validators(register):
     """Add ``input:`` validators: call ``register(name, function)`` for each.
 
     ``function(text) -> str`` returns the value to save, or raises ``ValueError`` when
-    the reply is not acceptable (the ladder then escalates). Called once at start-up.
+    the reply is not acceptable (the ladder then escalates); raise ``InvalidReply``
+    (a ``ValueError``) to choose the words the member is told, or give the function an
+    ``invalid_message`` attribute. Called once at start-up.
     """
 
 

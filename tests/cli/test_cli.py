@@ -30,7 +30,7 @@ def test_validate_the_examples(run):
     result = run("validate", FUNNELS)
     assert result.exit_code == 0
     assert f"{FUNNELS / 'onboarding.yaml'}: ok (onboarding, 6 blocks)" in result.output
-    assert "3 files: 0 errors, 0 warnings" in result.output
+    assert "4 files: 0 errors, 0 warnings" in result.output
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -89,7 +89,7 @@ def test_chat_from_a_pipe_shows_escalation_and_the_ending(run):
     assert "     1. Trading & Investing\n     2. Just exploring for now" in out
     assert "bot> Here is the free guide: https://example.com/guide" in out
     order = ["you> foo", "[invalid reply 1: reprompt]",
-             "bot> Please choose from the provided options above.",
+             "bot> That doesn't look like an email address. Please check it and send it again.",
              "you> bar", "bot> I'll inform the Whop owner about your request. Please wait for "
              "assistance.", "[owner notified: notify_owner at block 'email']",
              "you> baz", "bot> I'm unable to help you further. Please contact the Whop owner "
@@ -230,3 +230,29 @@ def test_serve_without_the_webhook_secret_names_the_variable(run, tmp_path, monk
     assert result.exit_code == 1
     assert result.output == ("error: environment variable WHOP_WEBHOOK_SECRET is not set (named by "
                              "whop.webhook_secret_env in plugin.yaml)\n")
+
+
+def test_strict_never_says_ok_for_a_file_it_fails(run, tmp_path):
+    text = (FUNNELS / "onboarding.yaml").read_text() + "  spare: unused\n"
+    (tmp_path / "warn.yaml").write_text(text)
+    strict = run("validate", "--strict", tmp_path / "warn.yaml")
+    assert strict.exit_code == 1
+    assert f"{tmp_path / 'warn.yaml'}: ok" not in strict.output
+    assert (f"{tmp_path / 'warn.yaml'}: fails with --strict (onboarding, 6 blocks, 1 warning)"
+            in strict.output)
+
+
+def test_validate_counts_blocks_in_good_english(run, tmp_path):
+    (tmp_path / "one.yaml").write_text("id: one\nstart: bye\nblocks:\n  bye: {type: end, message: Bye}\n")
+    assert f"{tmp_path / 'one.yaml'}: ok (one, 1 block)" in run("validate", tmp_path).output
+
+
+def test_a_missing_funnels_folder_is_reported_at_its_key_in_plugin_yaml(run, tmp_path, monkeypatch):
+    (tmp_path / "plugin.yaml").write_text(f"database: sqlite:///{tmp_path / 'x.db'}\n"
+                                          "funnels: funnelz/\n")
+    assert run("db", "upgrade").exit_code == 0
+    monkeypatch.setenv("WHOP_API_KEY", "k")
+    monkeypatch.setenv("WHOP_WEBHOOK_SECRET", "ws_x")
+    result = run("serve")
+    assert result.exit_code == 1
+    assert result.output == "error: plugin.yaml:2:10: funnels: funnelz/ does not exist\n"

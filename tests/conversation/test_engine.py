@@ -87,7 +87,9 @@ def test_a_valid_reply_resets_the_count(onboarding):
     *_, d = run(onboarding, "foo", "1", "not an email")
     assert d.state.invalid_count == 1
     assert d.interaction.attempt == 1
-    assert d.messages[0] == "Please choose from the provided options above."
+    # an input block's first step says what is wrong with the input, not "choose an option"
+    assert d.messages[0] == ("That doesn't look like an email address. Please check it and send "
+                             "it again.")
     assert d.messages[1] == "What's the best email to send it to?"
 
 
@@ -245,7 +247,7 @@ def test_user_replies_are_never_rendered_as_templates(onboarding):
     assert "{user_id}@example.com" in d.messages[0]
 
 
-ALL_FUNNELS = sorted(FUNNELS.glob("*.yaml"))
+ALL_FUNNELS = [p for p in sorted(FUNNELS.glob("*.yaml")) if ".test." not in p.name]
 
 
 @settings(max_examples=150, deadline=None)

@@ -304,3 +304,43 @@ def test_number_k_always_matches_option_k(options, data):
     k = data.draw(st.integers(1, len(options)))
     decorated = data.draw(st.sampled_from([f"{k}", f"{k}.", f"#{k}", f"({k})", f" {k} "]))
     assert match_reply(decorated, options) == Match("valid", index=k - 1, how="number")
+
+
+# --- issue 12: joiners, keycaps ------------------------------------------------------------
+
+TRADING = (Opt("Trading & Investing", ("trading",)), Opt("Just exploring", ()))
+
+
+@pytest.mark.parametrize("reply", ["Trading and Investing", "trading + investing",
+                                   "Trading n Investing", "trading & investing", "trading investing"])
+def test_ampersand_and_common_joiners_are_the_same(reply):
+    assert match_reply(reply, TRADING) == Match("valid", index=0, how="text")
+
+
+def test_keycap_sequences_read_like_digit_sequences():
+    assert match_reply("1️⃣2️⃣", TRADING) == match_reply("1 2", TRADING)
+    assert match_reply("1️⃣2️⃣", TRADING).kind == "ambiguous"
+    assert match_reply("2️⃣", TRADING) == Match("valid", index=1, how="number")
+    ten = tuple(Opt(f"label {w}", ()) for w in "abcdefghij")
+    assert match_reply("🔟", ten) == Match("valid", index=9, how="number")
+
+
+_joiner_words = st.lists(st.text("abcdefghijklmopqrsuvwxyz", min_size=2, max_size=8), min_size=2,
+                         max_size=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=_joiner_words, joiner=st.sampled_from([" & ", " and ", " + ", " AND ", " n "]))
+def test_property_any_joiner_between_words_names_the_same_option(words, joiner):
+    options = (Opt(" & ".join(words), ()), Opt("zz other zz", ()))
+    assert match_reply(joiner.join(words), options) == match_reply(" and ".join(words), options)
+    assert match_reply(joiner.join(words), options).kind == "valid"
+
+
+@settings(max_examples=200, deadline=None)
+@given(count=st.integers(2, 9), data=st.data())
+def test_property_keycaps_behave_like_the_digits_they_decorate(count, data):
+    options = tuple(Opt(f"choice {chr(97 + i)}", ()) for i in range(count))
+    picks = data.draw(st.lists(st.integers(1, count), min_size=1, max_size=3))
+    keycaps = "".join(f"{k}\ufe0f\u20e3" for k in picks)
+    assert match_reply(keycaps, options) == match_reply(" ".join(map(str, picks)), options)

@@ -55,7 +55,8 @@ def test_version_changes_with_the_definition():
     assert a.version != b.version
 
 
-@pytest.mark.parametrize("path", sorted(FUNNELS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in sorted(FUNNELS.glob("*.yaml")) if ".test." not in p.name],
+                         ids=lambda p: p.name)
 def test_every_example_funnel_is_valid_without_warnings(path):
     funnel, found = check_bytes(path.read_bytes(), path.name)
     assert found == []
@@ -249,7 +250,7 @@ CASES = {
     ),
     "end block with next": (
         GOOD.replace("    type: end\n", "    type: end\n    next: ask\n"),
-        ["f.yaml:11:5: 'next' in block 'done': a end block ends the conversation"],
+        ["f.yaml:11:5: 'next' in block 'done': an end block ends the conversation"],
     ),
     "link block without url": (
         GOOD.replace("    type: end\n", "    type: link\n"),

@@ -19,6 +19,7 @@ from whopfunnel_plugin.whop.fake import FakeWhop, serve_in_thread
 from ..conftest import FUNNELS
 
 SECRET = "ws_e2e_secret_value"
+BAD_EMAIL = "That doesn't look like an email address. Please check it and send it again."
 WELCOME = "Welcome, friend! What brings you here?\n\n1. Trading & Investing\n2. Just exploring for now"
 
 
@@ -117,8 +118,7 @@ def test_serve_end_to_end_with_a_crash_and_restart(world):
     wait_for(lambda: pending() and pending()[0][1] >= 1, what="a failed delivery attempt")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    assert [text for text, _ in pending()] == ["Please choose from the provided options above.",
-                                               "What's the best email to send it to?"]
+    assert [text for text, _ in pending()] == [BAD_EMAIL, "What's the best email to send it to?"]
     fake.clear_faults()
     proc = start()
     wait_for(lambda: len(dms()) == 5, timeout=40, what="the pending replies after the restart")
@@ -130,7 +130,7 @@ def test_serve_end_to_end_with_a_crash_and_restart(world):
         WELCOME,
         "Here is the free guide: https://example.com/guide",
         "What's the best email to send it to?",
-        "Please choose from the provided options above.",
+        BAD_EMAIL,
         "What's the best email to send it to?",
         "Thanks! We'll send extra material to ada@example.com. Want a 1:1 strategy session?\n\n"
         "1. Yes, book me\n2. No thanks",

@@ -1,4 +1,5 @@
-"""`whopfunnel chat`: a member's side of a funnel in the terminal, on a real database."""
+"""`whopfunnel chat`: a member's side of a funnel in the terminal, with every hook firing
+as in `serve` (the sandbox: the embedding API, SQLite, the fake Whop API in-process)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from uuid import uuid4
 
 import click
 
-from ..events import MemberJoined, MessageReceived
 from ..funnel.model import Funnel
-from ..service.host import Host
-from ..service.runtime import HookCallbacks
-from ..storage import Store
 from .options import config_option, current_config, plugin_context
+from .sandbox import Sandbox, Turn
 
 ENDINGS = {
     "completed": "completed", "abandoned": "abandoned", "handed_off": "handed off to the owner",
@@ -23,85 +20,75 @@ ENDINGS = {
 }
 
 
-class _Narrator(HookCallbacks):
-    """Plugins' hooks, plus notes of what would otherwise happen out of sight (owner
-    notifications), shown after the bot's messages."""
-
-    def __init__(self, pm):
-        super().__init__(pm)
-        self.notes: list[str] = []
-
-    def on_owner_notify(self, conversation, reason, block, last_replies):
-        self.notes.append(f"  [owner notified: {reason} at block {block!r}]")
-        super().on_owner_notify(conversation, reason, block, last_replies)
-
-
 class ChatSession:
-    def __init__(self, store: Store, funnel: Funnel, pm, *, user_id: str, experience_id: str,
-                 user_name: str | None, say: Callable[[str], None], clock=None, **settings):
-        self.store = store
+    def __init__(self, sandbox: Sandbox, funnel: Funnel, *, user_id: str, experience_id: str,
+                 user_name: str | None, say: Callable[[str], None], temporary: bool):
+        self.sandbox = sandbox
         self.funnel = funnel
         self.user_id = user_id
         self.experience_id = experience_id
         self.user_name = user_name
         self.say = say
-        self.tenant = store.tenant(experience_id)
-        self.narrator = _Narrator(pm)
-        self.host = Host(store, {funnel.id: funnel}, clock=clock, callbacks=self.narrator,
-                         **settings)
-        self._shown: set[int] = set()  # outbox rows already printed (nothing is sent)
+        self.temporary = temporary
 
     def start(self) -> bool:
         """Resume the member's active conversation or start one; False if it ended at once."""
-        row = self.tenant.active(self.user_id)
-        if row is not None and (row.expires_at is None or row.expires_at > self.host.clock.now()):
-            self.say(f"(resuming conversation {row.id} at block {row.block!r})")
-            self._shown.update(m.id for m in self.tenant.pending_outbound(row.id))
-            self._show(self.host.prompt(self.experience_id, self.user_id))
+        turn = self.sandbox.join(self.user_id, self.experience_id, self.user_name)
+        conv = turn.conversation
+        if turn.outcome is not None and turn.outcome.status == "kept" and conv is not None:
+            self.say(f"(resuming conversation {conv.id} at block {conv.block!r})")
+            if conv.funnel_version != self.funnel.version:
+                self.say(f"(note: {self.funnel.file} changed since this conversation began; it "
+                         "carries on with the version it started on, and new conversations get "
+                         "the edited one)")
+            self._show(self.sandbox.prompt(self.user_id, self.experience_id))
             return True
-        outcome = self.host.join(MemberJoined(experience_id=self.experience_id,
-                                              user_id=self.user_id, user_name=self.user_name))
-        self._flush()
-        return self._report(outcome.conversation)
+        self._tell(turn)
+        if turn.outcome is None or conv is None:
+            self.say(f"(no conversation started: {getattr(turn.outcome, 'status', 'no answer')})")
+            return False
+        return self._report(conv)
 
     def reply(self, text: str) -> bool:
         """Send one member message; False once the conversation has ended."""
-        outcome = self.host.message(MessageReceived(
-            experience_id=self.experience_id, user_id=self.user_id,
-            message_id=f"local_{uuid4().hex}", text=text))
-        seen = outcome.decision.interaction if outcome.decision else None
+        turn = self.sandbox.say(self.user_id, self.experience_id, text)
+        seen = turn.decision.interaction if turn.decision else None
         if seen is not None and seen.classification == "invalid":
             self.say(f"  [invalid reply {seen.attempt}: {seen.action}]")
         elif seen is not None and seen.classification == "ambiguous":
             self.say("  [ambiguous reply: not counted as invalid]")
-        self._flush()
-        if outcome.status == "unrouted":
+        self._tell(turn)
+        if turn.outcome is None or turn.outcome.status == "unrouted":
             self.say("(no active conversation)")
             return False
-        return self._report(outcome.conversation)
+        return self._report(turn.conversation)
 
     def run(self, lines: Iterable[str], echo: bool) -> None:
         if not self.start():
             return
         for line in lines:
             text = line.rstrip("\r\n")
+            if not text.strip():
+                continue  # a blank line is nobody's answer
             if echo:
                 self.say(f"you> {text}")
             if not self.reply(text):
                 return
-        self.say("(end of input: the conversation stays open; run chat again to resume)")
+        if self.temporary:
+            self.say("(end of input: the conversation was in a temporary database and is gone; "
+                     "use --db FILE to keep it and resume later)")
+        else:
+            self.say("(end of input: the conversation stays open; run chat again with the same "
+                     "--db, --as and --experience to resume)")
 
-    def _flush(self) -> None:
-        row = self.tenant.latest(self.user_id)
-        if row is None:
-            return
-        for message in self.tenant.pending_outbound(row.id):
-            if message.id not in self._shown:
-                self._shown.add(message.id)
-                self._show([message.text])
-        for note in self.narrator.notes:
-            self.say(note)
-        self.narrator.notes.clear()
+    def _tell(self, turn: Turn) -> None:
+        self._show(turn.member)
+        for reason, block in turn.owner_notified:
+            self.say(f"  [owner notified: {reason} at block {block!r}]")
+        for text in turn.owner:
+            self.say(f"  [DM to the owner: {text.splitlines()[0] if text else ''}]")
+        for note in turn.notifications:
+            self.say(f"  [Whop notification to the owner: {note.splitlines()[0]}]")
 
     def _show(self, texts) -> None:
         for text in texts:
@@ -118,22 +105,26 @@ class ChatSession:
         return False
 
 
-def stdin_lines() -> Iterable[str]:
-    if sys.stdin.isatty():
-        while True:
-            try:
-                yield input("you> ")
-            except EOFError:
-                print()
-                return
-    else:
-        yield from sys.stdin
+def terminal_lines(prompt: str = "you> ") -> Iterable[str]:
+    """Lines typed at a terminal, with readline's line editing and history where Python has
+    it; end of input (Ctrl-D) ends the loop, Ctrl-C too, after a newline."""
+    try:
+        import readline  # noqa: F401 - importing it is what gives input() line editing
+    except ImportError:  # Windows, or a Python built without it
+        pass
+    while True:
+        try:
+            yield input(prompt)
+        except EOFError:
+            print()
+            return
 
 
 @click.command()
 @click.argument("funnel_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", "db_path", type=click.Path(dir_okay=False),
-              help="SQLite file to keep the conversation in (default: a temporary file).")
+              help="SQLite file to keep the conversation in (default: a temporary one, gone "
+                   "when chat exits).")
 @click.option("--as", "user_id", default="user_local", show_default=True, help="Member id.")
 @click.option("--name", "user_name", default=None, help="Member display name.")
 @click.option("--experience", "experience_id", default="exp_local", show_default=True,
@@ -151,18 +142,20 @@ def chat(funnel_file, db_path, user_id, user_name, experience_id) -> None:
     if db_path is None:
         tmp = tempfile.TemporaryDirectory(prefix="whopfunnel-chat-")
         db_path = str(Path(tmp.name) / "chat.db")
-    store = Store(f"sqlite:///{db_path}")
+    sandbox = Sandbox(config, funnel, f"sqlite:///{db_path}")
+    interactive = sys.stdin.isatty()
     try:
-        store.upgrade()
-        say = click.echo
-        say(f"whopfunnel chat: funnel {funnel.id!r} as {user_id} in {experience_id} "
-            f"(database {db_path if not tmp else 'temporary'})")
-        session = ChatSession(store, funnel, extra["pm"], user_id=user_id,
-                              experience_id=experience_id, user_name=user_name, say=say,
-                              timeout=config.timeout, reminder=config.reminder,
-                              validators=extra["validators"])
-        session.run(stdin_lines(), echo=not sys.stdin.isatty())
+        where = ("a temporary database, gone when chat exits" if tmp else f"database {db_path}")
+        click.echo(f"whopfunnel chat: funnel {funnel.id!r} as {user_id} in {experience_id} "
+                   f"({where}; Whop is the built-in fake)")
+        session = ChatSession(sandbox, funnel, user_id=user_id, experience_id=experience_id,
+                              user_name=user_name, say=click.echo, temporary=tmp is not None)
+        try:
+            session.run(terminal_lines() if interactive else sys.stdin, echo=not interactive)
+        except KeyboardInterrupt:
+            click.echo("\n(interrupted)")
+            raise
     finally:
-        store.close()
+        sandbox.close()
         if tmp is not None:
             tmp.cleanup()

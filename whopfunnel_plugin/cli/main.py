@@ -8,10 +8,12 @@ from ..errors import FunnelError, WhopFunnelError
 from .chat import chat
 from .db import db
 from .fake_whop import fake_whop
+from .graph import graph
 from .plugins import plugins
 from .serve import serve
 from .stats import stats
 from .sweep import sweep
+from .test import test
 from .validate import validate
 
 
@@ -43,7 +45,7 @@ def cli(ctx, config_path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-for command in (validate, chat, sweep, db, serve, fake_whop, plugins, stats):
+for command in (validate, chat, test, graph, sweep, db, serve, fake_whop, plugins, stats):
     cli.add_command(command)
 
 

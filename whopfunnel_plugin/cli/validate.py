@@ -28,8 +28,14 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
             click.echo(str(problem))
             errors += problem.severity == "error"
             warnings += problem.severity == "warning"
-        if result.funnel is not None and not result.errors:
-            click.echo(f"{result.path}: ok ({result.funnel.id}, {len(result.funnel.blocks)} blocks)")
+        warned = len(result.problems) - len(result.errors)
+        if result.funnel is None or result.errors:
+            continue
+        what = f"{result.funnel.id}, {plural(len(result.funnel.blocks), 'block')}"
+        if strict and warned:
+            click.echo(f"{result.path}: fails with --strict ({what}, {plural(warned, 'warning')})")
+        else:
+            click.echo(f"{result.path}: ok ({what})")
     click.echo(f"{plural(len(results), 'file')}: {plural(errors, 'error')}, "
                f"{plural(warnings, 'warning')}", err=True)
     if errors or (strict and warnings):

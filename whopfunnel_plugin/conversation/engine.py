@@ -12,94 +12,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
-from ..funnel.model import Block, Funnel, Step
+from ..funnel.model import CHOICE_INVALID, Block, Funnel, Step
 from ..funnel.templates import render
 from . import inputs
 from .matching import match_reply
+from .split import draw
+from .state import Context, Decision, Ended, Interaction, NotifyOwner, State
+
+__all__ = ["Context", "Decision", "Ended", "Engine", "Interaction", "NotifyOwner", "State",
+           "DEFAULT_TIMEOUT", "STATUSES", "END_REASONS"]
 
 DEFAULT_TIMEOUT = 24 * 3600
 STATUSES = ("active", "completed", "abandoned", "handed_off", "transitioned")
 END_REASONS = ("completed", "max_invalid_responses", "timeout", "handoff", "transitioned",
                "membership_ended", "manual")
-_EMPTY: Mapping[str, str] = MappingProxyType({})
-_MAX_HOPS = 1000  # message blocks chained in one go; validation forbids loops anyway
+_MAX_HOPS = 1000  # message and split blocks chained in one go; validation forbids loops
 
 # on_invalid(state, reply, attempt, step) -> a replacement Step, a replacement message, or None
 InvalidHandler = Callable[["State", str, int, Step], "Step | str | None"]
-
-
-@dataclass(frozen=True)
-class Context:
-    """Who the conversation is with; `extra_vars` are template values from plugins."""
-
-    user_id: str
-    experience_id: str
-    user_name: str | None = None
-    extra_vars: Mapping[str, object] = field(default_factory=lambda: _EMPTY)
-
-
-@dataclass(frozen=True)
-class State:
-    block: str
-    last_activity: datetime
-    expires_at: datetime | None
-    status: str = "active"
-    end_reason: str | None = None
-    invalid_count: int = 0
-    variables: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-    owner_notified: bool = False
-    reminder_sent: bool = False
-
-    @property
-    def active(self) -> bool:
-        return self.status == "active"
-
-    def evolve(self, **changes) -> State:
-        """A copy with `changes`: dataclasses.replace, minus its per-call introspection
-        (the engine makes a few per reply, and they were a fifth of its CPU)."""
-        return State(**{**self.__dict__, **changes})
-
-
-@dataclass(frozen=True)
-class NotifyOwner:
-    """Tell the experience's owner: `reason` is "notify_owner" or "handoff"."""
-
-    reason: str
-    block: str
-
-
-@dataclass(frozen=True)
-class Ended:
-    status: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Interaction:
-    """What a reply was taken as: one row of the interactions table."""
-
-    block: str
-    text: str
-    classification: str  # valid | invalid | ambiguous | late | ignored
-    option: int | None = None  # 0-based index of the option chosen
-    candidates: tuple[int, ...] = ()
-    attempt: int = 0  # consecutive invalid replies on this block, this one included
-    action: str | None = None  # the escalation step taken, for invalid replies
-    how: str = ""
-
-
-@dataclass(frozen=True)
-class Decision:
-    state: State
-    messages: tuple[str, ...] = ()
-    effects: tuple[NotifyOwner | Ended, ...] = ()
-    interaction: Interaction | None = None
-    step: Step | None = None  # the escalation step taken (after any override)
-    entered: tuple[str, ...] = ()  # blocks entered, in order (funnel analytics)
-
-    @property
-    def ended(self) -> Ended | None:
-        return next((e for e in self.effects if isinstance(e, Ended)), None)
 
 
 @dataclass
@@ -109,6 +39,7 @@ class _Out:
     messages: list[str] = field(default_factory=list)
     effects: list = field(default_factory=list)
     entered: list[str] = field(default_factory=list)
+    draws: list[tuple[str, int]] = field(default_factory=list)
 
     def say(self, text: str) -> None:
         if text and text.strip():
@@ -169,17 +100,15 @@ class Engine:
                 validator = inputs.resolve(block.input, self.validators)
             except KeyError:  # its plugin is gone: take the reply as text, don't strand anyone
                 validator = inputs.text
-            try:
-                value = validator(text)
-            except Exception:  # noqa: BLE001 - a plugin's validator failing is a "no", not a crash
-                value = None
+            value, why = inputs.validate(validator, text)
             if value is not None:
                 variables = dict(state.variables)
                 if block.save_as:
-                    variables[block.save_as] = str(value)
+                    variables[block.save_as] = value
                 state = state.evolve(invalid_count=0, variables=MappingProxyType(variables))
                 state = self._enter(block.next, state, ctx, out)
                 return self._decide(state, out, Interaction(block.id, text, "valid", how="input"))
+            return self._escalate(block, state, ctx, text, out, on_invalid, why)
         return self._escalate(block, state, ctx, text, out, on_invalid)
 
     def tick(self, state: State, ctx: Context, now: datetime) -> Decision:
@@ -214,7 +143,7 @@ class Engine:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _escalate(self, block, state, ctx, text, out, on_invalid) -> Decision:
+    def _escalate(self, block, state, ctx, text, out, on_invalid, why: str = "") -> Decision:
         attempt = state.invalid_count + 1
         ladder = self.funnel.ladder(block.id)
         step = ladder[min(attempt, len(ladder)) - 1]
@@ -225,7 +154,11 @@ class Engine:
             elif isinstance(override, str):
                 step = replace(step, message=override)
         state = state.evolve(invalid_count=attempt)
-        out.say(self._render(step.message, state, ctx, block))
+        # {invalid_message}: the block's own words, else the validator's, else the default
+        if block.invalid_message is not None:
+            why = self._render(block.invalid_message, state, ctx, block)
+        out.say(self._render(step.message, state, ctx, block,
+                             invalid_message=why or CHOICE_INVALID))
         if step.action == "reprompt":
             self._ask(block, state, ctx, out)
         elif step.action == "notify_owner":
@@ -243,7 +176,8 @@ class Engine:
         return self._decide(state, out, seen, step)
 
     def _enter(self, block_id: str, state: State, ctx: Context, out: _Out) -> State:
-        """Move to a block, auto-advancing through message blocks, and say what it says."""
+        """Move to a block, auto-advancing through message and split blocks, and say what
+        it says."""
         for _ in range(_MAX_HOPS):
             block = self.funnel.blocks[block_id]
             state = state.evolve(block=block_id, invalid_count=0)
@@ -251,6 +185,11 @@ class Engine:
             if block.type == "message":
                 out.say(self._render(block.message, state, ctx, block))
                 block_id = block.next
+                continue
+            if block.type == "split":
+                index = draw(ctx.split_seed, block_id, [b.weight for b in block.branches])
+                out.draws.append((block_id, index))
+                block_id = block.branches[index].next
                 continue
             if block.waits:
                 self._ask(block, state, ctx, out)
@@ -308,4 +247,4 @@ class Engine:
 
     def _decide(self, state, out: _Out, interaction=None, step=None) -> Decision:
         return Decision(state, tuple(out.messages), tuple(out.effects), interaction, step,
-                        tuple(out.entered))
+                        tuple(out.entered), tuple(out.draws))

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Protocol
 
-__all__ = ["Match", "OptionLike", "match_reply", "normalize_text"]
+from .fuzzy import distance as _distance
+from .fuzzy import threshold as _threshold
+
+__all__ = ["Match", "OptionLike", "label_key", "match_reply", "normalize_text"]
 
 # A pasted essay is never an option: refuse it before normalising it (unless options are huge).
 MAX_REPLY = 20_000
@@ -52,10 +55,14 @@ _INVISIBLE_RANGES = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF), (0x180B, 0x180F))
 _INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 
 
+# Keycaps ("1️⃣" is 1, VS16, U+20E3) and other enclosing marks end the digit they decorate,
+# so "1️⃣2️⃣" reads as "1 2", not 12; the keycap ten is a number of its own.
+_SPECIAL = {0x20E3: " ", 0x1F51F: " 10 "}
+
+
 def _invisible(ch: str) -> bool:
     # Cf: zero-width (non-)joiners, bidi marks, BOM, soft hyphen, tag characters.
-    # Me: enclosing marks such as the keycap U+20E3, pure decoration around a digit.
-    if unicodedata.category(ch) in ("Cf", "Me") or ch in _INVISIBLE:
+    if unicodedata.category(ch) == "Cf" or ch in _INVISIBLE:
         return True
     cp = ord(ch)
     return any(lo <= cp <= hi for lo, hi in _INVISIBLE_RANGES)
@@ -70,7 +77,9 @@ class _CharTable(dict):
 
     def __missing__(self, cp: int) -> str:
         ch = chr(cp)
-        if _invisible(ch):
+        if cp in _SPECIAL or unicodedata.category(ch) == "Me":
+            out = _SPECIAL.get(cp, " ")
+        elif _invisible(ch):
             out = ""
         elif not self.fold or unicodedata.category(ch)[0] in "LMN":
             out = ch
@@ -95,10 +104,23 @@ def normalize_text(text: str) -> str:
     return " ".join(text.translate(_FOLD).split())
 
 
+# "Trading & Investing", "Trading and Investing", "trading + investing": one key.
+_JOINERS = frozenset("and n plus und et".split())
+
+
+def _drop_joiners(text: str) -> str:
+    tokens = text.split(" ")
+    if len(tokens) < 3:
+        return text
+    kept = [tokens[0], *(t for t in tokens[1:-1] if t not in _JOINERS), tokens[-1]]
+    return " ".join(kept)
+
+
 @lru_cache(maxsize=2048)
-def _label_key(label: str) -> str:
-    # Option labels repeat on every reply; replies themselves are not cached.
-    return normalize_text(label)
+def label_key(label: str) -> str:
+    """What a label (or a reply) is compared as: `normalize_text`, then the joiners between
+    words (`and`, `&`, `+`, `n`) dropped. Option labels repeat on every reply: cached."""
+    return _drop_joiners(normalize_text(label))
 
 
 # --- numbers and ordinals ----------------------------------------------------------------
@@ -180,44 +202,6 @@ def _parse_numbers(tokens: list[str]) -> list[tuple[int, str]] | None:
     return found or None
 
 
-# --- fuzzy -------------------------------------------------------------------------------
-
-def _threshold(length: int) -> int:
-    """Typos allowed against a normalised target of this length."""
-    if length < 4:
-        return 0  # "no" vs "go", "yes" vs "yet": too short to guess
-    return 1 if length < 8 else 2
-
-
-def _distance(a: str, b: str, limit: int) -> int:
-    """Optimal-string-alignment distance (adjacent transposition = 1), capped at limit + 1.
-
-    Only the diagonal band |i - j| <= limit is computed and a row whose best cell is
-    already over the limit stops the scan, so the cost is O(len * limit).
-    """
-    big = limit + 1
-    if abs(len(a) - len(b)) > limit:
-        return big
-    if a == b:
-        return 0
-    # Rows are dicts holding only the band; a missing cell is "over the limit".
-    before: dict[int, int] = {}
-    prev = {j: j for j in range(min(len(b), limit) + 1)}
-    for i in range(1, len(a) + 1):
-        cur = {0: i} if i <= limit else {}
-        for j in range(max(1, i - limit), min(len(b), i + limit) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            best = min(prev.get(j, big) + 1, cur.get(j - 1, big) + 1,
-                       prev.get(j - 1, big) + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                best = min(best, before.get(j - 2, big) + 1)
-            cur[j] = min(best, big)
-        if min(cur.values(), default=big) > limit:
-            return big
-        before, prev = prev, cur
-    return prev.get(len(b), big)
-
-
 # --- matching ----------------------------------------------------------------------------
 
 def _labels(options: Sequence[OptionLike]) -> dict[str, set[int]]:
@@ -225,7 +209,7 @@ def _labels(options: Sequence[OptionLike]) -> dict[str, set[int]]:
     keys: dict[str, set[int]] = {}
     for index, option in enumerate(options):
         for label in (option.text, *(getattr(option, "synonyms", None) or ())):
-            if isinstance(label, str) and (key := _label_key(label)):
+            if isinstance(label, str) and (key := label_key(label)):
                 keys.setdefault(key, set()).add(index)
     return keys
 
@@ -310,7 +294,7 @@ def match_reply(reply: str, options: Sequence[OptionLike]) -> Match:
     labels, longest = _labels_of(options)
     if len(reply) > max(MAX_REPLY, 2 * longest + 64):
         return INVALID
-    text = normalize_text(reply)
+    text = _drop_joiners(normalize_text(reply))
     if not text:
         return INVALID
     tokens = text.split(" ")

@@ -21,13 +21,18 @@ class Checked:
         return [p for p in self.problems if p.severity == "error"]
 
 
+TEST_SUFFIXES = (".test.yaml", ".test.yml")  # `whopfunnel test` scripts, not funnels
+
+
 def expand(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; directories become their `*.yaml` and `*.yml` files, sorted."""
+    """Files as given; directories become their `*.yaml` and `*.yml` files, sorted (the
+    `*.test.yaml` conversation scripts beside them excepted)."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+            out += sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                          and not p.name.endswith(TEST_SUFFIXES))
         else:
             out.append(path)
     return out

@@ -2,8 +2,8 @@
 
 `load_funnel(path)` is what everything else calls; `check_file(path)` returns the
 funnel (or None) and all problems, errors and warnings, for `whopfunnel validate`.
-The structural checks (keys, types) live here; graph and template checks live in
-`funnel_checks.py`.
+The structure (keys, types) is checked in `schema.py` and `blocks.py`, the graph in
+`checks.py`, texts, templates and inputs in `content.py`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from types import MappingProxyType
 from ..errors import FunnelError, Problem
 from .yamlsource import load_bytes
 
-BLOCK_TYPES = ("question", "input", "message", "end", "handoff", "link")
+BLOCK_TYPES = ("question", "input", "message", "end", "handoff", "link", "split")
 TERMINAL_TYPES = frozenset({"end", "handoff", "link"})
 ACTIONS = ("reprompt", "notify_owner", "abandon", "handoff", "goto")
 ENDING_ACTIONS = frozenset({"abandon", "handoff", "goto"})
@@ -27,7 +27,9 @@ BUILTIN_INPUTS = ("email", "number", "text")
 
 DEFAULT_AMBIGUOUS = "Did you mean {candidates}? Please reply with the number of your choice."
 DEFAULT_REMINDER = "Are you still there? Reply to pick up where we left off."
-
+# What `{invalid_message}` says on a question block without its own `invalid_message:`;
+# input blocks say their validator's message ("That doesn't look like an email address").
+CHOICE_INVALID = "Please choose from the provided options above."
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Step:
 
 
 DEFAULT_LADDER = (
-    Step("Please choose from the provided options above."),
+    Step("{invalid_message}"),
     Step("I'll inform the Whop owner about your request. Please wait for assistance.",
          "notify_owner"),
     Step("I'm unable to help you further. Please contact the Whop owner directly.", "abandon"),
@@ -59,6 +61,15 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One way out of a split block: taken by about weight / (sum of weights) of members."""
+
+    weight: float
+    next: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class Block:
     id: str
     type: str
@@ -69,6 +80,8 @@ class Block:
     save_as: str | None = None
     url: str | None = None
     escalation: tuple[Step, ...] | None = None  # None: the funnel's ladder
+    invalid_message: str | None = None  # None: the validator's (input) or CHOICE_INVALID
+    branches: tuple[Branch, ...] = ()  # split blocks
 
     @property
     def terminal(self) -> bool:
@@ -104,22 +117,26 @@ class Funnel:
         def steps(ladder):
             return None if ladder is None else [vars(s).copy() for s in ladder]
 
+        def block(b: Block) -> dict:
+            out = {
+                "type": b.type, "message": b.message, "next": b.next, "input": b.input,
+                "save_as": b.save_as, "url": b.url, "escalation": steps(b.escalation),
+                "options": [{"text": o.text, "next": o.next, "synonyms": list(o.synonyms)}
+                            for o in b.options],
+            }
+            # Newer keys only when used: a funnel without them keeps its version hash.
+            if b.invalid_message is not None:
+                out["invalid_message"] = b.invalid_message
+            if b.branches:
+                out["branches"] = [vars(br).copy() for br in b.branches]
+            return out
+
         return {
             "id": self.id, "name": self.name, "start": self.start,
             "escalation": steps(self.escalation), "vars": dict(self.vars),
             "timeout": self.timeout, "on_rejoin": self.on_rejoin, "reminder": self.reminder,
             "ambiguous_message": self.ambiguous_message, "file": self.file,
-            "blocks": {
-                b.id: {
-                    "type": b.type, "message": b.message, "next": b.next, "input": b.input,
-                    "save_as": b.save_as, "url": b.url, "escalation": steps(b.escalation),
-                    "options": [
-                        {"text": o.text, "next": o.next, "synonyms": list(o.synonyms)}
-                        for o in b.options
-                    ],
-                }
-                for b in self.blocks.values()
-            },
+            "blocks": {b.id: block(b) for b in self.blocks.values()},
         }
 
     @classmethod
@@ -134,6 +151,8 @@ class Funnel:
                 options=tuple(
                     Option(o["text"], o["next"], tuple(o["synonyms"])) for o in b["options"]
                 ),
+                invalid_message=b.get("invalid_message"),  # absent from older snapshots
+                branches=tuple(Branch(**br) for br in b.get("branches", ())),
             )
             for bid, b in data["blocks"].items()
         }
@@ -189,15 +208,20 @@ def check_bytes(
     """Validate funnel YAML. `ladders`, `validators` and `template_vars` name what
     plugin.yaml and plugins provide beyond the built-ins."""
     from . import checks as funnel_checks
+    from . import content
     from . import schema as funnel_schema
 
     doc = load_bytes(raw, file)
     if doc.problems:
         return None, doc.problems
     known_ladders = {"default": DEFAULT_LADDER, **(ladders or {})}
+    # The structure is checked first; whatever it could make sense of (a best-effort
+    # funnel, with placeholders for what is broken) is then checked as a graph and for
+    # its texts, so one run reports every problem and none that a fix elsewhere removes.
     funnel = funnel_schema.build(doc, known_ladders)
     if funnel is not None:
-        funnel_checks.check(doc, funnel, set(validators), set(template_vars))
+        funnel_checks.check(doc, funnel)
+        content.check(doc, funnel, set(validators), set(template_vars))
     problems = sorted(doc.problems, key=lambda p: (p.line, p.column, p.message))
     if any(p.severity == "error" for p in problems):
         return None, problems

@@ -60,6 +60,30 @@ def fields(template: str) -> Iterator[Field]:
         offset += len(raw)
 
 
+def problems_in(template: str) -> tuple[list[str], list[str]]:
+    """(the plain names used, a message for every field that is not a plain name): all of
+    them, so one run of the validator reports `{x.__class__}` and `{vars[0]}` together."""
+    try:
+        parsed = list(_formatter.parse(template))
+    except ValueError:
+        try:
+            list(fields(template))
+        except TemplateSyntaxError as exc:
+            return [], [str(exc)]
+        return [], []
+    names: list[str] = []
+    errors: list[str] = []
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        try:
+            names += [f.name for f in fields("{" + name + (f"!{conversion}" if conversion else "")
+                                             + (f":{spec}" if spec else "") + "}")]
+        except TemplateSyntaxError as exc:
+            errors.append(str(exc))
+    return names, errors
+
+
 def render(template: str, values: Mapping[str, object]) -> str:
     """Fill `{name}` fields from `values`; a name with no value renders as empty text.
 

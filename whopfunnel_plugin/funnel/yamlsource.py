@@ -15,9 +15,26 @@ from ..errors import Problem
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 200_000  # alias bombs ("billion laughs") stop here
+MAX_DEPTH = 50  # funnels nest about six levels; PyYAML's composer recurses once per level
 Pos = tuple[int, int]  # 1-based line, column
 
 _SAFE_TAGS = frozenset(t for t in yaml.SafeLoader.yaml_constructors if t is not None)
+
+
+class Broken:
+    """A value the loader already reported (an unsafe tag, a bad scalar): the checks that
+    follow say nothing more about it, so one mistake is one problem."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "<broken>"
+
+
+BROKEN = Broken()
 
 
 class YMap(dict):
@@ -63,15 +80,25 @@ def load_text(text: str, file: str) -> Document:
     """Parse YAML text into YMap/YList/scalars, collecting problems."""
     doc = Document(file)
     try:
+        too_deep = _too_deep(text)
+        if too_deep is not None:
+            doc.problem(too_deep, f"the YAML is nested more than {MAX_DEPTH} levels deep here; "
+                        "a funnel or plugin.yaml needs only a few")
+            return doc
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = " ".join(x for x in (exc.context, exc.problem) if x)
+        if "'\\t'" in what:
+            what += "; indent with spaces, not tabs"
         doc.problem((line, col), f"YAML syntax error: {what}")
         return doc
     except yaml.YAMLError as exc:  # a reader error: control characters and the like
         doc.problem((1, 1), f"YAML syntax error: {str(exc).splitlines()[0]}")
+        return doc
+    except RecursionError:  # a last guard; _too_deep should have caught it
+        doc.problem((1, 1), "the YAML is nested too deeply")
         return doc
     if node is None:
         doc.problem((1, 1), "the file is empty; expected a funnel mapping with id, start and blocks")
@@ -81,6 +108,20 @@ def load_text(text: str, file: str) -> Document:
     doc.pos = _pos(node)
     doc.data = _convert(node, doc, constructor, budget)
     return doc
+
+
+def _too_deep(text: str) -> Pos | None:
+    """Where the nesting first passes MAX_DEPTH, found from the parser's event stream
+    (a loop, not recursion), before the recursive composer ever sees the document."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return (event.start_mark.line + 1, event.start_mark.column + 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return None
 
 
 def load_bytes(raw: bytes, file: str) -> Document:
@@ -109,10 +150,10 @@ def _convert(node: yaml.Node, doc: Document, constructor: yaml.SafeLoader, budge
     if budget[0] < 0:
         if budget[0] == -1:
             doc.problem(_pos(node), "the document is too large once aliases are expanded")
-        return None
+        return BROKEN
     if node.tag not in _SAFE_TAGS:
         doc.problem(_pos(node), f"unsafe or unknown YAML tag {node.tag!r}; only plain YAML is allowed")
-        return None
+        return BROKEN
     if isinstance(node, yaml.MappingNode):
         out = YMap()
         out.pos = _pos(node)
@@ -122,6 +163,8 @@ def _convert(node: yaml.Node, doc: Document, constructor: yaml.SafeLoader, budge
             doc.problem(_pos(node), f"YAML error: {getattr(exc, 'problem', exc)}")
         for key_node, value_node in node.value:
             key = _convert(key_node, doc, constructor, budget)
+            if isinstance(key, Broken):
+                continue
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 doc.problem(_pos(key_node), "mapping keys must be plain scalars")
                 continue
@@ -144,4 +187,4 @@ def _convert(node: yaml.Node, doc: Document, constructor: yaml.SafeLoader, budge
         return constructor.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
         doc.problem(_pos(node), f"bad value {node.value!r}: {getattr(exc, 'problem', exc)}")
-        return None
+        return BROKEN

@@ -101,6 +101,19 @@ class FakeWhop(FaultModes, FakeAPI):
         with self._lock:
             return self._open_channel([user_id], company_id or self.company_id)["id"]
 
+    def adopt_channel(self, channel_id: str, user_id: str, company_id: str | None = None) -> None:
+        """Make `channel_id` the DM channel with `user_id`, as if this fake had opened it
+        (a conversation kept in a database outlives the fake that opened its channel)."""
+        with self._lock:
+            key = frozenset([user_id])
+            if channel_id in self._channels or key in self._channel_by_users:
+                return
+            self._channels[channel_id] = {"id": channel_id, "created_at": self.clock.now(),
+                                          "last_message_at": None, "name": user_id,
+                                          "account_id": company_id or self.company_id}
+            self._channel_by_users[key] = channel_id
+            self._messages[channel_id] = []
+
     def member_says(self, user_id: str, text: str, *, company_id: str | None = None,
                     username: str | None = None) -> dict:
         """The member DMs the bot; returns the `chat.message.created` webhook."""
