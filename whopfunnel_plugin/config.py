@@ -18,6 +18,7 @@ from .events import MemberJoined
 from .funnel.model import DEFAULT_LADDER, Step
 from .funnel.schema import check_keys, parse_ladder, suggest
 from .funnel.yamlsource import Document, YList, YMap, load_bytes
+from .preflight import looks_like_secret
 
 TOP_KEYS = ("name", "version", "description", "database", "funnels", "routes", "whop",
             "timeouts", "escalation", "server", "plugins")
@@ -169,6 +170,12 @@ def _count(doc, m: YMap, key: str, default: int) -> int:
 
 def _env_name(doc, m: YMap, key: str, default: str) -> str:
     name = _text(doc, m, key, "whop.", default)
+    if looks_like_secret(name):  # never echoed: it may be the real thing
+        doc.problem(m.where(key), f"whop.{key} must name an environment variable (like "
+                    f"{getattr(Config, key)}), but its value looks like a secret itself (not "
+                    "shown); put the secret in the environment, its name here, and rotate it "
+                    "if this file was shared")
+        return default
     if not _ENV_NAME.match(name):
         doc.problem(m.where(key), f"whop.{key} names an environment variable (like WHOP_API_KEY); "
                     "never put the secret itself in plugin.yaml")
@@ -289,3 +296,4 @@ def check_routes(config: Config, funnel_ids) -> None:
     ]
     if problems:
         raise ConfigError("\n".join(problems))
+

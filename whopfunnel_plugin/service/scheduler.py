@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import schedule
@@ -17,7 +18,10 @@ log = logging.getLogger("whopfunnel.scheduler")
 
 
 class JobRunner:
-    def __init__(self) -> None:
+    """`observe(name, seconds, result, failed)` hears of every run (the job metrics)."""
+
+    def __init__(self, observe: Callable[..., None] | None = None) -> None:
+        self.observe = observe
         self.scheduler = schedule.Scheduler()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -34,11 +38,18 @@ class JobRunner:
     def _guarded(self, name: str, job: Callable[[], object]) -> None:
         if self._stop.is_set():
             return  # stopping: the job in flight finishes, no further one starts
+        started, result, failed = time.perf_counter(), None, False
         try:
-            job()
+            result = job()
         except Exception:
             self.failures += 1
+            failed = True
             log.exception("job %s failed; it runs again at its next turn", name)
+        if self.observe is not None:
+            try:
+                self.observe(name, time.perf_counter() - started, result, failed)
+            except Exception:  # noqa: BLE001 - reporting must never stop the jobs
+                log.exception("reporting job %s failed", name)
 
     def wake(self) -> None:
         self._wake.set()
