@@ -74,7 +74,15 @@ def reminder_problems(config, funnels) -> list:
         except OSError:
             pass
         found.append(Problem(funnel.file or funnel.id, line, column,
-                             f"funnel {funnel.id!r} times out after {funnel.timeout}s, at or before "
-                             f"timeouts.reminder ({config.reminder}s in {config.path or 'plugin.yaml'}"
-                             "): its reminder is never sent", "warning"))
+                             f"funnel {funnel.id!r} times out after {_human(funnel.timeout)}, at or "
+                             f"before timeouts.reminder ({_human(config.reminder)} in "
+                             f"{config.path or 'plugin.yaml'}): its reminder is never sent",
+                             "warning"))
     return found
+
+
+def _human(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

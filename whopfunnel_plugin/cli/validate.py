@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..funnel.catalog import check_paths
+from ..preflight import reminder_problems
 from .options import config_option, current_config, plugin_context, plural
 
 
@@ -30,6 +31,10 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
             warnings += problem.severity == "warning"
         if result.funnel is not None and not result.errors:
             click.echo(f"{result.path}: ok ({result.funnel.id}, {len(result.funnel.blocks)} blocks)")
+    # plugin.yaml's reminder against each funnel's own timeout (preflight.py)
+    for problem in reminder_problems(config, [r.funnel for r in results if r.funnel is not None]):
+        click.echo(str(problem))
+        warnings += 1
     click.echo(f"{plural(len(results), 'file')}: {plural(errors, 'error')}, "
                f"{plural(warnings, 'warning')}", err=True)
     if errors or (strict and warnings):
