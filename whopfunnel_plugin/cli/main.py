@@ -6,6 +6,7 @@ import click
 
 from ..errors import FunnelError, WhopFunnelError
 from .chat import chat
+from .conversations import conversations
 from .db import db
 from .plugins import plugins
 from .serve import serve
@@ -42,7 +43,7 @@ def cli(ctx, config_path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-for command in (validate, chat, sweep, db, serve, plugins, stats):
+for command in (validate, chat, sweep, db, serve, plugins, stats, conversations):
     cli.add_command(command)
 
 
