@@ -14,7 +14,10 @@ from collections.abc import Callable
 
 import schedule
 
+from ..errors import DatabaseUnavailable
+
 log = logging.getLogger("whopfunnel.scheduler")
+QUIET = 30.0  # seconds between repeats of "still waiting for the database"
 
 
 class JobRunner:
@@ -28,6 +31,9 @@ class JobRunner:
         self._thread: threading.Thread | None = None
         self._urgent: list[Callable[[], object]] = []
         self.failures = 0
+        self._db_down_since: float | None = None
+        self._db_last_said = 0.0
+        self.monotonic = time.monotonic
 
     def every(self, seconds: float, name: str, job: Callable[[], object], urgent: bool = False):
         """Run `job` every `seconds`; `urgent` jobs also run on every wake()."""
@@ -41,15 +47,32 @@ class JobRunner:
         started, result, failed = time.perf_counter(), None, False
         try:
             result = job()
+        except DatabaseUnavailable as exc:  # transient: one line now and then, no traceback
+            self.failures += 1
+            failed = True
+            now = self.monotonic()
+            if self._db_down_since is None or now - self._db_last_said >= QUIET:
+                log.warning("job %s waits for the database: %s", name, exc)
+                self._db_last_said = now
+            self._db_down_since = self._db_down_since or now
         except Exception:
             self.failures += 1
             failed = True
             log.exception("job %s failed; it runs again at its next turn", name)
-        if self.observe is not None:
-            try:
-                self.observe(name, time.perf_counter() - started, result, failed)
-            except Exception:  # noqa: BLE001 - reporting must never stop the jobs
-                log.exception("reporting job %s failed", name)
+        else:
+            if self._db_down_since is not None:
+                log.warning("the database is back after %.0fs; jobs resume",
+                            self.monotonic() - self._db_down_since)
+                self._db_down_since = None
+        self._report(name, time.perf_counter() - started, result, failed)
+
+    def _report(self, name: str, seconds: float, result, failed: bool) -> None:
+        if self.observe is None:
+            return
+        try:
+            self.observe(name, seconds, result, failed)
+        except Exception:  # noqa: BLE001 - reporting must never stop the jobs
+            log.exception("reporting job %s failed", name)
 
     def wake(self) -> None:
         self._wake.set()
