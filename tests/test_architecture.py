@@ -1,7 +1,7 @@
 """Dependency direction (STYLE.md): every module has a layer, and imports only point down.
 
     core        events, errors, clock, durations, hookspecs, funnel/, conversation/  (pure)
-    config      plugin.yaml                                                          (reads a file)
+    config      plugin.yaml, preflight (checks before serving)                       (reads a file)
     adapters    storage/ (peewee), whop/ (httpx, hmac)                 (never each other)
     service     host, runtime, delivery, poller, scheduler, server     (wires adapters + core)
     plugins     plugins.py, default_plugins/, wsgi.py                  (built-ins through the hooks)
@@ -19,7 +19,7 @@ PKG = Path(__file__).resolve().parent.parent / "whopfunnel_plugin"
 TOP = "whopfunnel_plugin"
 LAYERS = {
     "core": ("events", "errors", "clock", "durations", "hookspecs", "funnel", "conversation"),
-    "config": ("config",),
+    "config": ("config", "config_fields", "preflight"),
     "storage": ("storage",),
     "whop": ("whop",),
     "service": ("service",),

@@ -75,7 +75,11 @@ def test_the_spec_example_loads(tmp_path):
      "negative, got -5"),
     ("server:\n  port: eighty\n", "plugin.yaml:2:9: server.port must be a port number, not 'eighty'"),
     ("server: 8080\n", "plugin.yaml:1:9: server must be a mapping"),
-    ("whop:\n  api_key_env: sk_live_abc-123\n", "plugin.yaml:2:16: whop.api_key_env names an environment "
+    ("whop:\n  api_key_env: sk_live_abc-123\n", "plugin.yaml:2:16: whop.api_key_env must name an "
+     "environment variable (like WHOP_API_KEY), but its value looks like a secret itself (not "
+     "shown); put the secret in the environment, its name here, and rotate it if this file was "
+     "shared"),
+    ("whop:\n  api_key_env: WHOP-KEY\n", "plugin.yaml:2:16: whop.api_key_env names an environment "
      "variable (like WHOP_API_KEY); never put the secret itself in plugin.yaml"),
     ("whop:\n  base_url: api.whop.com\n", "plugin.yaml:2:13: whop.base_url must be an http(s) URL, "
      "not 'api.whop.com'"),

@@ -6,14 +6,23 @@ command needs them (`Config.secret`), and never echoed.
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .durations import RateBudget, parse_duration, parse_rate
+from .config_fields import (
+    API_VERSION_DATE,
+    count,
+    duration,
+    env_name,
+    rate_limit,
+    section,
+    text,
+    version_date,
+)
+from .durations import RateBudget
 from .errors import ConfigError
 from .events import MemberJoined
 from .funnel.model import DEFAULT_LADDER, Step
@@ -24,13 +33,10 @@ TOP_KEYS = ("name", "version", "description", "database", "funnels", "routes", "
             "timeouts", "escalation", "server", "plugins")
 WHOP_KEYS = ("base_url", "api_key_env", "webhook_secret_env", "bot_user_id_env", "poll_every",
              "poll_budget", "api_version_date", "rate_limit")
-API_VERSION_DATE = "2026-10-15-1"  # the Api-Version-Date whopfunnel is tested against (whop-sdk 2.6.0)
 TIMEOUT_KEYS = ("conversation", "reminder", "sweep_every")
 SERVER_KEYS = ("host", "port")
 ROUTE_KEYS = ("product", "experience", "company", "funnel", "default")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
-_VERSION_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(-\d+)?\Z")
 @dataclass(frozen=True)
 class Route:
     funnel: str
@@ -138,82 +144,6 @@ def find_config(explicit: str | None, environ: Mapping[str, str] | None = None) 
     return "plugin.yaml" if Path("plugin.yaml").is_file() else None
 
 
-def _section(doc: Document, data: YMap, key: str, keys: tuple[str, ...]) -> YMap:
-    value = data.get(key)
-    if value is None:
-        return YMap()
-    if not isinstance(value, YMap):
-        doc.problem(data.where(key), f"{key} must be a mapping")
-        return YMap()
-    check_keys(doc, value, keys, f"in {key}")
-    return value
-
-
-def _text(doc, m: YMap, key: str, where: str, default):
-    if key not in m or m[key] is None:
-        return default
-    if not isinstance(m[key], str):
-        doc.problem(m.where(key), f"{where}{key} must be text, not {m[key]!r}")
-        return default
-    return m[key]
-
-
-def _duration(doc, m: YMap, key: str, where: str, default, allow_none=False, allow_zero=False):
-    if key not in m:
-        return default
-    if m[key] is None and allow_none:
-        return None
-    try:
-        value = parse_duration(m[key])
-        if value == 0 and not allow_zero:
-            raise ValueError("must be longer than zero")
-        return value
-    except ValueError as exc:
-        doc.problem(m.where(key), f"{where}{key}: {exc}")
-        return default
-
-
-def _count(doc, m: YMap, key: str, default: int) -> int:
-    value = m.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        doc.problem(m.where(key), f"whop.{key} must be a whole number of at least 1, not {value!r}")
-        return default
-    return value
-
-
-def _env_name(doc, m: YMap, key: str, default: str) -> str:
-    name = _text(doc, m, key, "whop.", default)
-    if not _ENV_NAME.match(name):
-        doc.problem(m.where(key), f"whop.{key} names an environment variable (like WHOP_API_KEY); "
-                    "never put the secret itself in plugin.yaml")
-        return default
-    return name
-
-
-def _version_date(doc, m: YMap, default: str) -> str:
-    value = m.get("api_version_date", default)
-    if isinstance(value, datetime.date):  # YAML reads an unquoted 2026-10-15 as a date
-        value = value.isoformat()
-    if not isinstance(value, str) or not _VERSION_DATE.match(value):
-        doc.problem(m.where("api_version_date"), "whop.api_version_date must be an Api-Version-Date "
-                    f"like {API_VERSION_DATE}, not {value!r}")
-        return default
-    return value
-
-
-def _rate_limit(doc, m: YMap, default: RateBudget | None) -> RateBudget | None:
-    if "rate_limit" not in m:
-        return default
-    value = m["rate_limit"]
-    if value is None:
-        return None  # no budget: only Whop's 429s slow us down
-    try:
-        return parse_rate(dict(value) if isinstance(value, YMap) else value)
-    except ValueError as exc:
-        doc.problem(m.where("rate_limit"), f"whop.rate_limit {exc}")
-        return default
-
-
 def _build(doc: Document) -> Config | None:
     data = doc.data
     if data is None:
@@ -223,9 +153,9 @@ def _build(doc: Document) -> Config | None:
         return None
     check_keys(doc, data, TOP_KEYS, "at the top level")
     d = Config()
-    whop = _section(doc, data, "whop", WHOP_KEYS)
-    timeouts = _section(doc, data, "timeouts", TIMEOUT_KEYS)
-    server = _section(doc, data, "server", SERVER_KEYS)
+    whop = section(doc, data, "whop", WHOP_KEYS)
+    timeouts = section(doc, data, "timeouts", TIMEOUT_KEYS)
+    server = section(doc, data, "server", SERVER_KEYS)
     funnels = data.get("funnels")
     funnels_pos = [data.where("funnels")]
     if isinstance(funnels, str):
@@ -247,33 +177,33 @@ def _build(doc: Document) -> Config | None:
     for i, name in enumerate(plugins):
         if not isinstance(name, str) or not _MODULE.match(name):
             doc.problem(data["plugins"].item_pos[i], f"plugin {name!r} is not a dotted module name")
-    timeout = _duration(doc, timeouts, "conversation", "timeouts.", d.timeout)
-    reminder = _duration(doc, timeouts, "reminder", "timeouts.", None, allow_none=True)
+    timeout = duration(doc, timeouts, "conversation", "timeouts.", d.timeout)
+    reminder = duration(doc, timeouts, "reminder", "timeouts.", None, allow_none=True)
     if reminder is not None and reminder >= timeout:
         doc.problem(timeouts.where("reminder"), "timeouts.reminder must be shorter than "
                     "timeouts.conversation, or the reminder would never be sent")
-    base_url = _text(doc, whop, "base_url", "whop.", d.base_url)
+    base_url = text(doc, whop, "base_url", "whop.", d.base_url)
     if not base_url.startswith(("http://", "https://")):
         doc.problem(whop.where("base_url"), f"whop.base_url must be an http(s) URL, not {base_url!r}")
-    database = _text(doc, data, "database", "", d.database)
+    database = text(doc, data, "database", "", d.database)
     if not re.match(r"(sqlite|postgres|postgresql|mysql|mariadb)(\+\w+)?://", database):
         doc.problem(data.where("database"), "database must be a URL like sqlite:///whopfunnel.db, "
                     "postgresql://user@host/db or mysql://user@host/db")
     return Config(
-        path=doc.file, name=_text(doc, data, "name", "", d.name),
+        path=doc.file, name=text(doc, data, "name", "", d.name),
         version=str(data.get("version", d.version)), database=database,
         funnels=None if funnels is None else tuple(funnels), routes=_routes(doc, data),
         base_url=base_url.rstrip("/"),
-        api_key_env=_env_name(doc, whop, "api_key_env", d.api_key_env),
-        webhook_secret_env=_env_name(doc, whop, "webhook_secret_env", d.webhook_secret_env),
-        bot_user_id_env=_env_name(doc, whop, "bot_user_id_env", d.bot_user_id_env),
-        api_version_date=_version_date(doc, whop, d.api_version_date),
-        rate_limit=_rate_limit(doc, whop, d.rate_limit),
-        poll_every=_duration(doc, whop, "poll_every", "whop.", d.poll_every, allow_zero=True),
-        poll_budget=_count(doc, whop, "poll_budget", d.poll_budget),
+        api_key_env=env_name(doc, whop, "api_key_env", d.api_key_env),
+        webhook_secret_env=env_name(doc, whop, "webhook_secret_env", d.webhook_secret_env),
+        bot_user_id_env=env_name(doc, whop, "bot_user_id_env", d.bot_user_id_env),
+        api_version_date=version_date(doc, whop, d.api_version_date),
+        rate_limit=rate_limit(doc, whop, d.rate_limit),
+        poll_every=duration(doc, whop, "poll_every", "whop.", d.poll_every, allow_zero=True),
+        poll_budget=count(doc, whop, "poll_budget", d.poll_budget),
         timeout=timeout, reminder=reminder,
-        sweep_every=_duration(doc, timeouts, "sweep_every", "timeouts.", d.sweep_every),
-        ladders=_ladders(doc, data), host=_text(doc, server, "host", "server.", d.host),
+        sweep_every=duration(doc, timeouts, "sweep_every", "timeouts.", d.sweep_every),
+        ladders=_ladders(doc, data), host=text(doc, server, "host", "server.", d.host),
         port=port, plugins=tuple(p for p in plugins if isinstance(p, str)),
         funnels_pos=tuple(funnels_pos) if funnels is not None else (),
     )
@@ -332,3 +262,4 @@ def check_routes(config: Config, funnel_ids) -> None:
     ]
     if problems:
         raise ConfigError("\n".join(problems))
+

@@ -141,8 +141,14 @@ def load_plugins(config: Config, *, environ=None, entrypoints: bool = True) -> P
 
     env = os.environ if environ is None else environ
     pm = PluginManager()
-    for name in filter(None, (n.strip() for n in env.get(BLOCK_ENV, "").split(","))):
+    unknown = dict(unknown_blocked(config, env))
+    for name in blocked_names(env):
         pm.set_blocked(name)
+        if name not in unknown:
+            log.info("plugin %r is disabled by %s", name, BLOCK_ENV)
+    for name, hint in unknown.items():
+        log.warning("%s names %r, which is no installed or configured plugin%s; nothing was "
+                    "disabled for it", BLOCK_ENV, name, hint)
     pm.register(escalation, name="whopfunnel.escalation")
     if entrypoints:
         pm.load_entrypoints()
@@ -153,6 +159,23 @@ def load_plugins(config: Config, *, environ=None, entrypoints: bool = True) -> P
         pm.trace.root.setwriter(lambda text: log.debug("%s", text.rstrip()))
         pm.enable_tracing()
     return pm
+
+
+def blocked_names(environ) -> list[str]:
+    return list(dict.fromkeys(filter(None, (n.strip() for n in environ.get(BLOCK_ENV, "").split(",")))))
+
+
+def known_names(config: Config, group: str = "whopfunnel") -> list[str]:
+    """Every plugin name that could be loaded: built-ins, entry points, plugin.yaml modules."""
+    builtins = [f"{BUILTIN_PREFIX}{n}" for n in ("escalation", "funnel", "owner", "metrics")]
+    eps = [ep.name for ep in importlib.metadata.entry_points(group=group)]
+    return list(dict.fromkeys([*builtins, *eps, *config.plugins]))
+
+
+def unknown_blocked(config: Config, environ) -> list[tuple[str, str]]:
+    """(name, "; did you mean ..." or "") for each blocked name that names no plugin."""
+    known = known_names(config)
+    return [(n, suggest(n, known)) for n in blocked_names(environ) if n not in known]
 
 
 def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, environ=None,
@@ -178,4 +201,5 @@ def make_plugin_manager(config: str | os.PathLike | Config | None = None, *, env
                                client=client, check_schema=check_schema, delivery=delivery)
     pm.register(FunnelPlugin(pm.runtime), name="whopfunnel.funnel")
     pm.register(OwnerNotifier(pm.runtime), name="whopfunnel.owner")
+    pm.register(pm.runtime.activity, name="whopfunnel.metrics")  # counts ended conversations
     return pm

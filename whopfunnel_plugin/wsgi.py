@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from .config import find_config, load_config
 from .plugins import make_plugin_manager
+from .preflight import missing_environment
 from .service.server import wire
 
 
@@ -12,6 +14,8 @@ def make_app(config: str | None = None):
     The jobs (outbox, polling, sweep) run in a thread of each worker process; they are
     safe to run in several processes at once (claims, SKIP LOCKED).
     """
-    app, jobs = wire(make_plugin_manager(config, delivery="dispatcher"))
+    loaded = load_config(find_config(config))
+    missing_environment(loaded)  # every missing variable at once, the bot user id included
+    app, jobs = wire(make_plugin_manager(loaded, delivery="dispatcher"))
     jobs.start()
     return app

@@ -204,13 +204,23 @@ def test_an_unreachable_database_is_one_line(run, tmp_path):
     assert "hunter2" not in result.output
 
 
+def _servable(tmp_path, monkeypatch):
+    """plugin.yaml with a route and a funnel, and every environment variable serve needs."""
+    (tmp_path / "funnels").mkdir()
+    (tmp_path / "funnels" / "onboarding.yaml").write_bytes((FUNNELS / "onboarding.yaml").read_bytes())
+    (tmp_path / "plugin.yaml").write_text(
+        f"database: sqlite:///{tmp_path / 'x.db'}\nfunnels: funnels/\n"
+        "routes:\n  - {default: true, experience: exp_1, funnel: onboarding}\n")
+    for name, value in (("WHOP_API_KEY", "k"), ("WHOP_WEBHOOK_SECRET", "ws_x"),
+                        ("WHOP_BOT_USER_ID", "user_bot")):
+        monkeypatch.setenv(name, value)
+
+
 def test_serve_on_a_port_in_use_is_one_line(run, tmp_path, monkeypatch):
     import socket
 
-    (tmp_path / "plugin.yaml").write_text(f"database: sqlite:///{tmp_path / 'x.db'}\nfunnels: []\n")
+    _servable(tmp_path, monkeypatch)
     assert run("db", "upgrade").exit_code == 0
-    monkeypatch.setenv("WHOP_API_KEY", "k")
-    monkeypatch.setenv("WHOP_WEBHOOK_SECRET", "ws_x")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -222,14 +232,13 @@ def test_serve_on_a_port_in_use_is_one_line(run, tmp_path, monkeypatch):
 
 
 def test_serve_without_the_webhook_secret_names_the_variable(run, tmp_path, monkeypatch):
-    (tmp_path / "plugin.yaml").write_text(f"database: sqlite:///{tmp_path / 'x.db'}\nfunnels: []\n")
+    _servable(tmp_path, monkeypatch)
     run("db", "upgrade")
     monkeypatch.delenv("WHOP_WEBHOOK_SECRET", raising=False)
-    monkeypatch.setenv("WHOP_API_KEY", "k")
     result = run("serve")
     assert result.exit_code == 1
-    assert result.output == ("error: environment variable WHOP_WEBHOOK_SECRET is not set (named by "
-                             "whop.webhook_secret_env in plugin.yaml)\n")
+    assert result.output == ("error: environment variable is not set: WHOP_WEBHOOK_SECRET "
+                             "(whop.webhook_secret_env); set it, or name another in plugin.yaml\n")
 
 
 def test_strict_never_says_ok_for_a_file_it_fails(run, tmp_path):

@@ -3,6 +3,12 @@
 Everything is real but Whop: the webhook server on loopback, signed webhooks over
 HTTP, the SQLite database, the outbox, the Whop client talking HTTP to the fake. A
 scripted member joins, stumbles twice (the owner gets told), then finishes the funnel.
+
+Events print in true order: after each webhook the demo waits until the service has
+nothing left to do for it (no unsent message, no hook call owed: the owner's DM is
+queued by a hook after the member's reply is sent), so every DM shows under the member
+line that caused it. Each reply is labelled with what it was, from the interaction the
+service stored: valid, invalid with the escalation step taken, ambiguous.
 """
 
 from __future__ import annotations
@@ -54,28 +60,43 @@ class Transcript:
             lines = message["content"].splitlines() or [""]
             self.say(f"  bot -> {to}: {lines[0]}")
             for line in lines[1:]:
-                self.say(f"  {' ' * (len(to) + 9)}{line}")
+                self.say(f"  {' ' * (len(to) + 9)}{line}".rstrip())
             shown += 1
         for note in self.fake.notifications[self.notifications:]:
             self.say(f"  Whop notification -> owner: {note['title']}: {note['content']}")
             self.notifications += 1
         return shown
 
-    def wait(self, timeout: float = 10.0, settle: float = 0.4) -> int:
-        """Show new messages until none arrive for `settle` seconds (or the timeout)."""
+    def wait(self, store, timeout: float = 10.0) -> int:
+        """Wait until the service is idle (nothing unsent, no hook call owed), then show
+        what the fake received meanwhile."""
         deadline = time.monotonic() + timeout
-        shown, quiet_since = 0, None
-        while time.monotonic() < deadline:
-            new = self.show_new()
-            shown += new
-            if new or not shown:
-                quiet_since = None
-            elif quiet_since is None:
-                quiet_since = time.monotonic()
-            elif time.monotonic() - quiet_since >= settle:
-                break
-            time.sleep(0.05)
-        return shown
+        while time.monotonic() < deadline and not _idle(store):
+            time.sleep(0.02)
+        return self.show_new()
+
+
+def _idle(store) -> bool:
+    backlog = store.outbox.backlog(store_now())
+    return backlog["pending"] == 0 and backlog["failed"] == 0 and store.effects.pending() == 0
+
+
+def store_now():
+    return SystemClock().now()
+
+
+def label(store, experience_id: str) -> str:
+    """What the member's last reply was taken as, from its stored interaction."""
+    conv = store.tenant(experience_id).latest(MEMBER)
+    seen = store.tenant(experience_id).interactions(conv.id)[-1:] if conv else []
+    if not seen:
+        return ""
+    i = seen[0]
+    if i.classification == "invalid":
+        return f"; reply invalid (attempt {i.attempt}): {i.action}"
+    if i.classification == "valid" and i.option_index is not None:
+        return f"; reply valid: option {i.option_index + 1}"
+    return f"; reply {i.classification}"
 
 
 def run_demo(say) -> int:
@@ -103,21 +124,24 @@ def run_demo(say) -> int:
         transcript = Transcript(fake, say)
         try:
             with httpx.Client(base_url=service.url, timeout=10) as web:
+                store = pm.runtime.store
+
                 def deliver(envelope: dict, what: str) -> None:
                     body = json.dumps(envelope).encode()
                     headers = fake.sign(body, secret, envelope["id"], int(clock.now().timestamp()))
                     answer = web.post("/webhooks/whop", content=body, headers=headers)
+                    reply = label(store, "exp_demo") if envelope["type"].startswith("chat.") else ""
                     say(f"{what}  [webhook {envelope['type']}: HTTP {answer.status_code} "
-                        f"{answer.json().get('status')}]")
+                        f"{answer.json().get('status')}{reply}]")
 
                 # Today's membership webhook names no user, so the funnel greets a "friend".
                 deliver(fake.membership_activated(MEMBER, "prod_demo", "biz_demo"),
                         "Ada joins the product")
-                transcript.wait()
+                transcript.wait(store)
                 for text in SCRIPT:
                     deliver(fake.member_says(MEMBER, text, company_id="biz_demo", username="ada"),
                             f"Ada: {text}")
-                    transcript.wait()
+                    transcript.wait(store)
             conv = pm.runtime.store.tenant("exp_demo").latest(MEMBER)
             say(f"conversation {conv.id}: {conv.status} ({conv.end_reason}); captured "
                 f"{conv.variables}")

@@ -6,6 +6,7 @@ import click
 
 from ..errors import FunnelError, WhopFunnelError
 from .chat import chat
+from .conversations import conversations
 from .db import db
 from .fake_whop import fake_whop
 from .graph import graph
@@ -45,7 +46,8 @@ def cli(ctx, config_path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-for command in (validate, chat, test, graph, sweep, db, serve, fake_whop, plugins, stats):
+for command in (validate, chat, test, graph, sweep, db, serve, fake_whop, plugins, stats,
+                conversations):
     cli.add_command(command)
 
 

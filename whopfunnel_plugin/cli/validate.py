@@ -7,6 +7,7 @@ import sys
 import click
 
 from ..funnel.catalog import check_paths
+from ..preflight import reminder_problems
 from .options import config_option, current_config, plugin_context, plural
 
 
@@ -36,6 +37,10 @@ def validate(paths: tuple[str, ...], strict: bool) -> None:
             click.echo(f"{result.path}: fails with --strict ({what}, {plural(warned, 'warning')})")
         else:
             click.echo(f"{result.path}: ok ({what})")
+    # plugin.yaml's reminder against each funnel's own timeout (preflight.py)
+    for problem in reminder_problems(config, [r.funnel for r in results if r.funnel is not None]):
+        click.echo(str(problem))
+        warnings += 1
     click.echo(f"{plural(len(results), 'file')}: {plural(errors, 'error')}, "
                f"{plural(warnings, 'warning')}", err=True)
     if errors or (strict and warnings):

@@ -14,6 +14,7 @@ after `alert_after` failures it is marked `failed` (still retried) and
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +37,8 @@ class DeliveryResult:
 class Dispatcher:
     def __init__(self, store: Store, client, clock, *, alert_after: int = 5,
                  on_failed: Callable[..., None] | None = None, batch_size: int = 200,
-                 keeper: LeaseKeeper | None = None):
+                 keeper: LeaseKeeper | None = None,
+                 on_send: Callable[[Queued, bool, float], None] | None = None):
         self.store = store
         self.client = client
         self.clock = clock
@@ -44,6 +46,7 @@ class Dispatcher:
         self.on_failed = on_failed
         self.batch_size = batch_size
         self.keeper = keeper or LeaseKeeper(store, clock)
+        self.on_send = on_send  # (message, sent?, seconds): the log line and metrics
 
     def run_once(self) -> DeliveryResult:
         """Deliver every due message (one pass), conversation by conversation."""
@@ -66,8 +69,11 @@ class Dispatcher:
                 token = self.store.outbox.claim(head, now, self.keeper.until())
                 if token is None:
                     break
+                started = time.perf_counter()
                 with self.keeper.holding("outbox", [token]):
                     sent = self._send(head, token)
+                if self.on_send is not None:
+                    self.on_send(head, sent, time.perf_counter() - started)
                 if sent:
                     result.sent += 1
                 else:

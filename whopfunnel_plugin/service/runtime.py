@@ -19,6 +19,7 @@ from ..errors import ConfigError, WhopFunnelError
 from ..events import MemberJoined, MembershipEnded, MessageReceived, Outcome
 from ..funnel.catalog import load_all
 from ..storage import Store
+from .activity import Activity
 from .delivery import Dispatcher
 from .host import Callbacks, Host
 from .leases import LeaseKeeper
@@ -99,6 +100,8 @@ class Runtime:
         self._client = client
         self._dispatcher: Dispatcher | None = None
         self.closed = False
+        self.activity = Activity(self)  # log lines and metrics (service/activity.py)
+        self.plugin_context: dict = {}  # validators and template variables, set by build()
 
     @classmethod
     def build(cls, pm, config: Config, *, environ, clock=None, transport=None, client=None,
@@ -125,8 +128,10 @@ class Runtime:
         host = Host(store, funnels, clock=clock, timeout=config.timeout, reminder=config.reminder,
                     validators=validators, route=route, callbacks=HookCallbacks(pm),
                     hooks="inline" if delivery == "inline" else "deferred", keeper=keeper)
-        return cls(pm, config, store, host, environ=environ, clock=clock, keeper=keeper,
-                   delivery=delivery, transport=transport, client=client)
+        runtime = cls(pm, config, store, host, environ=environ, clock=clock, keeper=keeper,
+                      delivery=delivery, transport=transport, client=client)
+        runtime.plugin_context = extra  # what a funnel reload validates against (reload.py)
+        return runtime
 
     @property
     def client(self):
@@ -146,19 +151,25 @@ class Runtime:
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
             self._dispatcher = Dispatcher(self.store, self.client, self.clock,
-                                          on_failed=self._delivery_failed, keeper=self.keeper)
+                                          on_failed=self._delivery_failed, keeper=self.keeper,
+                                          on_send=self.activity.sent)
         return self._dispatcher
 
     # -- events, as the built-in funnel plugin and the server hand them over -------------
 
     def join(self, event: MemberJoined) -> Outcome:
-        return self._delivered(self.host.join(event))
+        return self._delivered(self._seen("join", self.host.join(event)))
 
     def message(self, event: MessageReceived, *, delivery_id: str | None = None) -> Outcome:
-        return self._delivered(self.host.message(event, delivery_id=delivery_id))
+        return self._delivered(self._seen("message", self.host.message(event,
+                                                                       delivery_id=delivery_id)))
 
     def end(self, event: MembershipEnded) -> Outcome:
-        return self._delivered(self.host.end(event))
+        return self._delivered(self._seen("end", self.host.end(event)))
+
+    def _seen(self, kind: str, outcome: Outcome) -> Outcome:
+        self.activity.event(kind, outcome)  # metrics: joins, replies, escalation steps
+        return outcome
 
     def _delivered(self, outcome: Outcome) -> Outcome:
         """Inline: send what the event produced before returning; failures wait in the outbox."""

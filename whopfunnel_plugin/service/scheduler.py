@@ -21,7 +21,10 @@ QUIET = 30.0  # seconds between repeats of "still waiting for the database"
 
 
 class JobRunner:
-    def __init__(self) -> None:
+    """`observe(name, seconds, result, failed)` hears of every run (the job metrics)."""
+
+    def __init__(self, observe: Callable[..., None] | None = None) -> None:
+        self.observe = observe
         self.scheduler = schedule.Scheduler()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -41,24 +44,35 @@ class JobRunner:
     def _guarded(self, name: str, job: Callable[[], object]) -> None:
         if self._stop.is_set():
             return  # stopping: the job in flight finishes, no further one starts
+        started, result, failed = time.perf_counter(), None, False
         try:
-            job()
+            result = job()
         except DatabaseUnavailable as exc:  # transient: one line now and then, no traceback
             self.failures += 1
+            failed = True
             now = self.monotonic()
             if self._db_down_since is None or now - self._db_last_said >= QUIET:
                 log.warning("job %s waits for the database: %s", name, exc)
                 self._db_last_said = now
             self._db_down_since = self._db_down_since or now
-            return
         except Exception:
             self.failures += 1
+            failed = True
             log.exception("job %s failed; it runs again at its next turn", name)
+        else:
+            if self._db_down_since is not None:
+                log.warning("the database is back after %.0fs; jobs resume",
+                            self.monotonic() - self._db_down_since)
+                self._db_down_since = None
+        self._report(name, time.perf_counter() - started, result, failed)
+
+    def _report(self, name: str, seconds: float, result, failed: bool) -> None:
+        if self.observe is None:
             return
-        if self._db_down_since is not None:
-            log.warning("the database is back after %.0fs; jobs resume",
-                        self.monotonic() - self._db_down_since)
-            self._db_down_since = None
+        try:
+            self.observe(name, seconds, result, failed)
+        except Exception:  # noqa: BLE001 - reporting must never stop the jobs
+            log.exception("reporting job %s failed", name)
 
     def wake(self) -> None:
         self._wake.set()

@@ -18,6 +18,7 @@ from dataclasses import replace
 from ..errors import ConfigError, DatabaseUnavailable
 from ..events import MAX_ID, MemberJoined, MembershipEnded, Outcome, overlong_id
 from ..whop import webhooks
+from . import probes
 from .http import Service
 
 log = logging.getLogger("whopfunnel.server")
@@ -51,10 +52,16 @@ class WebhookApp:
             if method not in ("GET", "HEAD"):
                 return _answer(start_response, 405, {"error": "use GET"}, [("Allow", "GET, HEAD")])
             return self._health(start_response)
+        if path in probes.ROUTES:  # /readyz, /metrics (service/probes.py)
+            return probes.answer(self.runtime, path, method, start_response)
         if path != "/webhooks/whop":
             return _answer(start_response, 404, {"error": f"no route {path}"})
         if method != "POST":
             return _answer(start_response, 405, {"error": "use POST"}, [("Allow", "POST")])
+        # one log line and the webhook metrics per delivery (service/activity.py)
+        return self.runtime.activity.timed_webhook(self._webhook, environ, start_response)
+
+    def _webhook(self, environ, start_response, note: dict):
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -67,25 +74,31 @@ class WebhookApp:
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items()
                    if k.startswith("HTTP_")}
         try:
-            status, answer = self.handle(headers, body)
+            status, answer = self.handle(headers, body, note)
         except webhooks.WebhookError as exc:
-            log.info("webhook refused (%d): %s", exc.status, exc)
+            note["error"] = str(exc)
             return _answer(start_response, exc.status, {"error": str(exc)})
         except DatabaseUnavailable as exc:
             # Whop redelivers; nothing was half-written (the transaction rolled back).
             log.warning("webhook deferred: %s", exc)
+            note["error"] = "database unavailable"
             return _answer(start_response, 503, {"error": "database unavailable; retry later"},
                            [("Retry-After", str(RETRY_AFTER))])
         except Exception:
             log.exception("webhook processing failed; Whop will retry it")
+            note["error"] = "internal error"
             return _answer(start_response, 500, {"error": "internal error; retry later"})
+        note["answer"] = answer
         return _answer(start_response, status, answer)
 
-    def handle(self, headers: dict, body: bytes) -> tuple[int, dict]:
-        """Verify, parse and process one delivery; returns (status, JSON answer)."""
+    def handle(self, headers: dict, body: bytes, note: dict | None = None) -> tuple[int, dict]:
+        """Verify, parse and process one delivery; returns (status, JSON answer). `note`,
+        if given, gets the event type, tenant and outcome for the log line."""
         now = self.runtime.clock.now()
         delivery = webhooks.verify(headers, body, self.secret, now=now.timestamp())
         envelope = webhooks.parse(body, max_bytes=self.max_body)
+        note = {} if note is None else note
+        note["event"] = envelope.type
         chosen: dict = {}
         event = webhooks.to_event(envelope, bot_user_id=self.bot_user_id,
                                   route=lambda info: self._route(info, chosen))
@@ -94,9 +107,9 @@ class WebhookApp:
         if isinstance(event, webhooks.Ignored):
             if not self.runtime.store.record_delivery(delivery, now):
                 return 200, {"status": "duplicate"}
-            log.info("webhook %s (%s) ignored: %s", delivery, envelope.type, event.reason)
-            return 200, {"status": "ignored", "reason": event.reason}
-        outcome = self._process(event, delivery, chosen.get("funnel"))
+            return 200, {"status": "ignored", "reason": event.reason}  # logged by activity.py
+        note["tenant"] = event.experience_id
+        outcome = note["outcome"] = self._process(event, delivery, chosen.get("funnel"))
         if outcome is None or outcome.status in CHANGED:
             self.on_commit()  # wake the sender: there is new work
         return 200, {"status": outcome.status if outcome else "processed"}
@@ -175,7 +188,7 @@ def wire(pm, environ=None):
         # job thread, right after the commit, not in the request.
         raise ConfigError("a served plugin manager delivers through the dispatcher: build it "
                           "with make_plugin_manager(..., delivery='dispatcher')")
-    jobs = JobRunner()
+    jobs = JobRunner(observe=runtime.activity.job)
     jobs.every(1, "outbox", runtime.dispatcher.run_once, urgent=True)
     jobs.every(1, "hooks", runtime.host.fire_due, urgent=True)
     if config.poll_every:
