@@ -23,7 +23,7 @@ def on_conversation_end(conversation):
 
 
 @pytest.fixture
-def world(make_pm, tmp_path, monkeypatch):
+def world(make_pm, tmp_path, monkeypatch, clock):
     (tmp_path / "endspy.py").write_text(SPY)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("ENDSPY", str(tmp_path / "ends.jsonl"))
@@ -37,6 +37,7 @@ def world(make_pm, tmp_path, monkeypatch):
         return next(r for r in results if r is not None)  # the funnel plugin's Outcome
 
     def say(user, exp, text):
+        clock.advance(seconds=1)  # a transcript is in time order: events take time
         return pm.hook.on_message(message=MessageReceived(
             experience_id=exp, user_id=user, message_id=f"m_{uuid.uuid4().hex}", text=text))
 

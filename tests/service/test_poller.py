@@ -72,8 +72,9 @@ def test_member_dms_are_fed_through_on_message(pm, fake):
     assert pm.heard.texts == [("user_1", "1")]  # not the bot's own welcome
     assert bot_said(fake) == [WELCOME, GUIDE, ASK_EMAIL]
     assert conversation(pm).block == "email"
-    inbound = next(m for m in rows(pm, "message") if m.direction == "in")
-    assert (inbound.text, inbound.status) == ("1", "received")
+    inbound = rows(pm, "interaction")[0]  # the member's message is stored once, as its reply
+    assert (inbound.text, inbound.classification) == ("1", "valid")
+    assert inbound.whop_message_id.startswith("msg_")
     # The bot's replies that are now in the channel are not fed back as member messages.
     assert poller.run_once() == 0
     assert pm.heard.texts == [("user_1", "1")]
@@ -127,7 +128,7 @@ def test_a_dm_seen_by_webhook_and_poller_is_processed_once(pm, fake):
     assert bot_said(fake) == [WELCOME, GUIDE, ASK_EMAIL]
     interactions = rows(pm, "interaction")
     assert [(i.block, i.classification) for i in interactions] == [("welcome", "valid")]
-    assert len([m for m in rows(pm, "message") if m.direction == "in"]) == 1
+    assert len({i.whop_message_id for i in interactions}) == 1
     assert conversation(pm).block == "email"
 
 

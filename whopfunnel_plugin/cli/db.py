@@ -21,7 +21,7 @@ def upgrade() -> None:
     config = current_config()
     store = Store(config.database_url())
     try:
-        before, after = store.upgrade()
+        before, after = store.upgrade(reminder=config.reminder)
     finally:
         store.close()
     url = redact_url(config.database_url())

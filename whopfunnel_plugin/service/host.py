@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import MappingProxyType
 
 from ..clock import SystemClock
@@ -118,9 +118,10 @@ class Host:
             if existing is not None:
                 engine, state = self.engine_for(existing.funnel_version_id), to_state(existing)
                 if existing.expires_at is not None and now >= existing.expires_at:
-                    changes.append(Change(engine.timeout_decision(state), record=existing))
+                    changes.append(self._change(engine.timeout_decision(state), record=existing))
                 elif funnel.on_rejoin == "restart":
-                    changes.append(Change(engine.end(state, "abandoned", "manual"), record=existing))
+                    changes.append(self._change(engine.end(state, "abandoned", "manual"),
+                                                record=existing))
                     status = "restarted"
                 else:
                     return Outcome("kept", self.snapshot(existing))
@@ -129,7 +130,7 @@ class Host:
             new = NewConversation(event.experience_id, event.user_id, funnel.id, version_id, now,
                                   name, event.company_id, event.product_id)
             decision = self._start(new, funnel, now)
-            changes.append(Change(decision, new=new))
+            changes.append(self._change(decision, new=new))
             written = self._write(changes, now, delivery_id=event.delivery_id)
             if written.status == "conflict":
                 continue  # a concurrent join (or reply) won: look again
@@ -138,14 +139,22 @@ class Host:
             return Outcome(status, self.snapshot(written.records[-1]), decision.messages, decision)
         raise self._gave_up()
 
-    def message(self, event: MessageReceived, *, delivery_id: str | None = None) -> Outcome:
+    def message(self, event: MessageReceived, *, delivery_id: str | None = None,
+                routed: tuple | None = None) -> Outcome:
+        """Advance the member's conversation by one reply. `routed`: (record, seen) as
+        `Store.route_dm` gave them (the webhook router read them already)."""
         _check_ids(event)
         text = storable_text(event.text)
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
             now = self.clock.now()
-            record, seen, seen_delivery = self.store.lookup(
-                event.experience_id, event.user_id, message_id=event.message_id,
-                delivery_id=delivery_id)
+            if attempt == 0 and routed is not None:
+                (record, seen), seen_delivery = routed, False
+            else:
+                record, seen, seen_delivery = self.store.lookup(
+                    event.experience_id, event.user_id, message_id=event.message_id,
+                    delivery_id=delivery_id)
+            if seen == "ours":  # our own sent message, echoed back: never a member's reply
+                return Outcome("own_message")
             if seen or seen_delivery:
                 return Outcome("duplicate")
             if record is not None and event.channel_id and record.channel_id not in (
@@ -159,8 +168,8 @@ class Host:
             if event.channel_id and record.channel_id is None:
                 record = record.evolve(channel_id=event.channel_id)
             decision = self._reply(record, text, now)
-            written = self._write([Change(decision, record=record,
-                                          inbound=Inbound(event.message_id, text))], now)
+            written = self._write([self._change(decision, record=record,
+                                                inbound=Inbound(event.message_id, text))], now)
             if written.status == "conflict":
                 continue
             if written.status == "duplicate":
@@ -191,7 +200,8 @@ class Host:
                 return Outcome("inactive")
             engine = self.engine_for(record.funnel_version_id)
             decision = engine.end(to_state(record), "abandoned", reason)
-            written = self._write([Change(decision, record=record)], now, delivery_id=delivery)
+            written = self._write([self._change(decision, record=record)], now,
+                                  delivery_id=delivery)
             if written.status == "conflict":
                 continue
             if written.status == "duplicate":
@@ -241,6 +251,14 @@ class Host:
                                                             on_invalid)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _change(self, decision, **kwargs) -> Change:
+        """A write of `decision`, with when its state owes the one reminder (if any)."""
+        state = decision.state
+        remind_at = None
+        if self.reminder and state.active and not state.reminder_sent:
+            remind_at = state.last_activity + timedelta(seconds=self.reminder)
+        return Change(decision, remind_at=remind_at, **kwargs)
 
     def _write(self, changes, now: datetime, delivery_id: str | None = None):
         written = self.store.write(changes, now=now, queued_at=self.clock.now(),

@@ -66,7 +66,7 @@ class Poller:
                 continue
             if (message.get("message_type") or "regular") != "regular":
                 continue  # a system or automated message is never the member's reply
-            conv = store.route_dm(author, channel_id)
+            conv, _ = store.route_dm(author, channel_id)
             if conv is None or conv.channel_id != channel_id:
                 continue
             if _before(message.get("created_at"), conv.started_at):

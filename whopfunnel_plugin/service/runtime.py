@@ -160,9 +160,10 @@ class Runtime:
     def join(self, event: MemberJoined) -> Outcome:
         return self._delivered(self._seen("join", self.host.join(event)))
 
-    def message(self, event: MessageReceived, *, delivery_id: str | None = None) -> Outcome:
-        return self._delivered(self._seen("message", self.host.message(event,
-                                                                       delivery_id=delivery_id)))
+    def message(self, event: MessageReceived, *, delivery_id: str | None = None,
+                routed: tuple | None = None) -> Outcome:
+        return self._delivered(self._seen("message", self.host.message(
+            event, delivery_id=delivery_id, routed=routed)))
 
     def end(self, event: MembershipEnded) -> Outcome:
         return self._delivered(self._seen("end", self.host.end(event)))

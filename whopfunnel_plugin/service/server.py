@@ -114,7 +114,8 @@ class WebhookApp:
             self.on_commit()  # wake the sender: there is new work
         return 200, {"status": outcome.status if outcome else "processed"}
 
-    def _process(self, event, delivery: str, funnel_id: str | None) -> Outcome | None:
+    def _process(self, event, delivery: str, funnel_id: str | None,
+                 routed: tuple | None = None) -> Outcome | None:
         """The core handles the event (the join and its delivery id commit together, so a
         redelivery is a no-op), then the other plugins' hooks see it."""
         runtime = self.runtime
@@ -126,7 +127,8 @@ class WebhookApp:
             outcome = runtime.join(event) if core is not None else None
             self._others("on_member_join", core)(event=event)
             return outcome
-        outcome = runtime.message(event, delivery_id=delivery) if core is not None else None
+        outcome = (runtime.message(event, delivery_id=delivery, routed=routed)
+                   if core is not None else None)
         self._others("on_message", core)(message=event)
         return outcome
 
@@ -140,7 +142,9 @@ class WebhookApp:
         if info.get("experience_id"):
             return info["experience_id"]
         if info.get("user_id"):
-            row = self.runtime.store.route_dm(info["user_id"], info.get("channel_id"))
+            row, seen = self.runtime.store.route_dm(info["user_id"], info.get("channel_id"),
+                                                    info.get("message_id"))
+            chosen["routed"] = (row, seen)  # handed to the host: no second read
             return row.experience_id if row is not None else None
         route = self.runtime.config.route(MemberJoined(
             experience_id="", user_id="", product_id=info.get("product_id"),

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from ..conversation.engine import Context
-from ..storage import Change
 from ..storage.records import to_state
 
 
@@ -49,15 +48,14 @@ def sweep(host, now: datetime | None = None) -> SweepResult:
         if len(ended) < host.batch_size:
             break
     if host.reminder:
-        cutoff = now - timedelta(seconds=host.reminder)
         while True:
-            due = host.store.due_reminders(now, cutoff, host.batch_size)
+            due = host.store.due_reminders(now, host.batch_size)
             changes = []
             for record in due:
                 ctx = Context(record.user_id, record.experience_id, record.user_name,
                               host.plugin_vars(lambda r=record: host.snapshot(r)))
                 decision = host.engine_for(record.funnel_version_id).tick(to_state(record), ctx, now)
-                changes.append(Change(decision, record=record))
+                changes.append(host._change(decision, record=record))
             written = host.store.write_each(changes, now=now, queued_at=host.clock.now(),
                                             effects_due=host.clock.now()) if changes else []
             done = sum(w.status == "ok" for w in written)

@@ -70,26 +70,38 @@ def transcript(store, experience_id: str, conversation_id: int) -> Transcript:
     def read():
         messages = list(m.select().where((m.experience_id == experience_id)
                                          & (m.conversation == conversation_id)).order_by(m.id))
-        seen = {r.message_id: r for r in i.select().where(
-            (i.experience_id == experience_id) & (i.conversation == conversation_id)
-            & i.message.is_null(False))}
-        return messages, seen
+        replies = list(i.select().where((i.experience_id == experience_id)
+                                        & (i.conversation == conversation_id)).order_by(i.id))
+        return messages, replies
 
-    messages, seen = store.read(read)
+    messages, replies = store.read(read)
+    legacy = {r.message_id: r for r in replies if r.message_id is not None}  # schema 1 rows
     lines = []
     for msg in messages:
-        how = seen.get(msg.id)
+        how = legacy.get(msg.id)
         inbound = msg.direction == "in"
-        lines.append(Line(
+        lines.append((msg.created_at, 0 if inbound else 1, msg.id, Line(
             id=msg.id, at=msg.created_at, sender="member" if inbound else "bot",
             recipient="bot" if inbound else msg.recipient, text=msg.text, status=msg.status,
-            attempts=msg.attempts, last_error=msg.last_error,
-            block=how.block if how else None, classification=how.classification if how else None,
-            option=None if how is None or how.option_index is None else how.option_index + 1,
-            attempt=how.attempt if how and how.classification == "invalid" else None,
-            step=how.action if how else None))
+            attempts=msg.attempts, last_error=msg.last_error, **_judged(how))))
+    for how in replies:  # a member message is stored once, as its interaction
+        if how.whop_message_id is None or how.message_id is not None:
+            continue  # a split draw, or a schema 1 reply listed above with its message
+        lines.append((how.created_at, 0, how.id, Line(
+            id=how.id, at=how.created_at, sender="member", recipient="bot", text=how.text,
+            status="received", attempts=0, last_error=None, **_judged(how))))
+    lines = [line for *_, line in sorted(lines, key=lambda t: t[:3])]
     version = store.stored_funnel(record.funnel_version_id)[0]
     return Transcript(record, version, lines)
+
+
+def _judged(how) -> dict:
+    """How a member message was understood, as transcript fields (bot lines: nothing)."""
+    return dict(block=how.block if how else None,
+                classification=how.classification if how else None,
+                option=None if how is None or how.option_index is None else how.option_index + 1,
+                attempt=how.attempt if how and how.classification == "invalid" else None,
+                step=how.action if how else None)
 
 
 def failed_counts(store, experience_id: str | None = None) -> dict[str, int]:

@@ -8,8 +8,8 @@ Guarantees rest on the database, not on check-then-insert:
 - one active conversation per (experience, member): a unique index on
   (experience_id, active_user); active_user is the member id while the conversation
   is active and NULL after (NULLs never collide on any engine);
-- an inbound message is processed at most once: a global unique index on the Whop
-  message id (only messages a conversation processed carry it);
+- an inbound message is processed at most once: its interaction row carries the Whop
+  message id under a global unique index (a DM is processed by one conversation only);
 - a conversation never advances twice: every UPDATE checks `revision`.
 """
 
@@ -117,7 +117,8 @@ def define(db) -> Models:
         experience_id = CharField(max_length=ID)
         user_id = CharField(max_length=ID)
         active_user = CharField(max_length=ID, null=True)
-        funnel_version = ForeignKeyField(FunnelVersion, column_name="funnel_version_id")
+        funnel_version = ForeignKeyField(FunnelVersion, column_name="funnel_version_id",
+                                         index=False)
         funnel_id = CharField(max_length=ID)
         block = CharField(max_length=ID)
         status = CharField(max_length=16)
@@ -130,6 +131,9 @@ def define(db) -> Models:
         last_activity = UTCDateTime()
         expires_at = UTCDateTime(null=True)
         ended_at = UTCDateTime(null=True)
+        # When the one reminder is due (NULL: none configured, sent, or ended): indexed on
+        # its own, so with reminders off nothing in that index moves on a reply.
+        remind_at = UTCDateTime(null=True)
         revision = IntegerField(default=0)
         user_name = CharField(max_length=255, null=True)
         company_id = CharField(max_length=ID, null=True)
@@ -139,24 +143,27 @@ def define(db) -> Models:
 
         class Meta:
             table_name = "conversations"
+            # Every index is written on every reply that moves a column in it, so there
+            # are few, and none on last_activity (which every reply moves).
             indexes = (
                 (("experience_id", "active_user"), True),
-                (("active_user", "last_activity"), False),  # routing a DM across tenants
+                (("active_user",), False),  # routing a DM across tenants
                 (("experience_id", "user_id"), False),
-                (("status", "expires_at"), False),
-                (("status", "reminder_sent", "last_activity"), False),
+                (("status", "expires_at"), False),  # the sweep
+                (("remind_at",), False),
             )
 
     class Message(Base):
-        """Inbound and outbound messages; outbound rows not yet sent are the outbox."""
+        """Outbound messages: rows not yet sent are the outbox. (Schema version 1 kept
+        inbound messages here too; processed ones stay, read as already seen.)"""
 
         experience_id = CharField(max_length=ID)
-        conversation = ForeignKeyField(Conversation, null=True)
+        conversation = ForeignKeyField(Conversation, null=True, index=False)
         direction = CharField(max_length=3)  # in | out
         user_id = CharField(max_length=ID)
         whop_message_id = CharField(max_length=ID, null=True)
         text = TextField()
-        status = CharField(max_length=16)  # in: received; out: pending | sent | failed
+        status = CharField(max_length=16)  # pending | sent | failed (v1 inbound: received)
         recipient = CharField(max_length=8, default="member")  # out: member | owner
         title = CharField(max_length=255, null=True)  # owner messages: the notification title
         attempts = IntegerField(default=0)
@@ -171,20 +178,21 @@ def define(db) -> Models:
         class Meta:
             table_name = "messages"
             indexes = (
-                # Whop message ids are global: one DM is processed by one conversation only
-                # (a member's DM channel can be shared by experiences of one company).
-                (("whop_message_id",), True),
-                (("status", "next_attempt_at"), False),
-                (("conversation", "recipient", "direction", "status"), False),
-                (("claimed_by",), False),
+                (("whop_message_id",), True),  # the id Whop gave a sent message
+                (("status", "next_attempt_at"), False),  # what is due
+                (("conversation", "recipient", "direction", "status"), False),  # lane heads
             )
 
     class Interaction(Base):
-        """Every reply with how it was understood: the raw material of the analytics."""
+        """Every member reply a conversation processed, with how it was understood: the
+        dedupe of inbound messages and the raw material of the analytics."""
 
         experience_id = CharField(max_length=ID)
         conversation = ForeignKeyField(Conversation)
-        message = ForeignKeyField(Message, null=True)
+        # Global: one DM is processed by one conversation only (a member's DM channel can
+        # be shared by experiences of one company). NULL for split draws.
+        whop_message_id = CharField(max_length=ID, null=True)
+        message = ForeignKeyField(Message, null=True, index=False)  # schema version 1 only
         funnel_id = CharField(max_length=ID)
         block = CharField(max_length=ID)
         text = TextField()
@@ -197,7 +205,8 @@ def define(db) -> Models:
 
         class Meta:
             table_name = "interactions"
-            indexes = ((("experience_id", "funnel_id", "block"), False),)
+            indexes = ((("whop_message_id",), True),
+                       (("experience_id", "funnel_id", "block"), False))
 
     class Visit(Base):
         """A conversation entered a block (message blocks included): funnel reach."""
@@ -217,7 +226,7 @@ def define(db) -> Models:
         written with the state change, claimed with a lease, deleted once fired."""
 
         experience_id = CharField(max_length=ID)
-        conversation = ForeignKeyField(Conversation)
+        conversation = ForeignKeyField(Conversation, index=False)
         kind = CharField(max_length=32)
         payload = JSONText(default="{}")
         due_at = UTCDateTime(index=True)  # due time; while claimed, the lease's expiry

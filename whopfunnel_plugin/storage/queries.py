@@ -52,7 +52,7 @@ def end_expired(store, now: datetime, limit: int, *, status: str, reason: str,
     if not rows:
         return []
     ids = [r[0] for r in rows]
-    (c.update(status=status, end_reason=reason, active_user=None, ended_at=now,
+    (c.update(status=status, end_reason=reason, active_user=None, ended_at=now, remind_at=None,
               revision=c.revision + 1)
      .where(c.id.in_(ids)).execute())
     owed = effect_rows((Ended(status, reason),), last_replies=None)
@@ -62,12 +62,11 @@ def end_expired(store, now: datetime, limit: int, *, status: str, reason: str,
     return rows
 
 
-def due_reminders(store, now: datetime, cutoff: datetime, limit: int) -> list:
+def due_reminders(store, now: datetime, limit: int) -> list:
     c = store.models.conversation
     query = (c.select(*c._meta.sorted_fields)
-             .where((c.status == "active") & (c.reminder_sent == False)  # noqa: E712
-                    & (c.last_activity <= cutoff) & (c.expires_at > now))
-             .order_by(c.last_activity).limit(limit))
+             .where((c.remind_at <= now) & (c.status == "active") & (c.expires_at > now))
+             .order_by(c.remind_at).limit(limit))
     return store.sql.records(query)
 
 

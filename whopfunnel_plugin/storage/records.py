@@ -17,8 +17,10 @@ from ..events import Conversation
 STATE_FIELDS = tuple(f.name for f in fields(State))
 SNAPSHOT_FIELDS = tuple(f.name for f in fields(Conversation) if f.name != "funnel_version")
 # Besides the engine's state, an update moves these: who holds the active slot, when it
-# ended, the DM channel once known, and the revision every write checks and bumps.
-UPDATE_FIELDS = (*STATE_FIELDS, "active_user", "ended_at", "channel_id", "revision")
+# ended, the DM channel once known, when a reminder is due, and the revision every write
+# checks and bumps.
+UPDATE_FIELDS = (*STATE_FIELDS, "active_user", "ended_at", "channel_id", "remind_at",
+                 "revision")
 
 
 def record_type(model) -> type:
@@ -48,12 +50,13 @@ def to_snapshot(record, version: str) -> Conversation:
     return Conversation(funnel_version=version, **values)
 
 
-def update_values(record, state: State, now: datetime) -> dict:
+def update_values(record, state: State, now: datetime, remind_at: datetime | None) -> dict:
     """The columns that writing `state` over `record` changes (UPDATE_FIELDS)."""
     values = {name: getattr(state, name) for name in STATE_FIELDS}
     values["variables"] = dict(state.variables)
     values["active_user"] = record.user_id if state.active else None
     values["ended_at"] = record.ended_at or (None if state.active else now)
     values["channel_id"] = record.channel_id
+    values["remind_at"] = remind_at
     values["revision"] = record.revision + 1
     return values

@@ -80,10 +80,9 @@ class Insert:
 class Statements:
     """The prebuilt statements of one database."""
 
-    INBOUND = ("experience_id", "conversation", "direction", "user_id", "whop_message_id",
-               "text", "status", "created_at")
-    INTERACTION = ("experience_id", "conversation", "message", "funnel_id", "block", "text",
-                   "classification", "option_index", "attempt", "action", "how", "created_at")
+    INTERACTION = ("experience_id", "conversation", "whop_message_id", "funnel_id", "block",
+                   "text", "classification", "option_index", "attempt", "action", "how",
+                   "created_at")
     VISIT = ("experience_id", "conversation", "funnel_id", "block", "created_at")
     OUTBOUND = ("experience_id", "conversation", "direction", "user_id", "text", "status",
                 "next_attempt_at", "idempotency_key", "created_at")
@@ -91,12 +90,12 @@ class Statements:
     NEW = ("experience_id", "user_id", "active_user", "funnel_version", "funnel_id", "block",
            "status", "end_reason", "invalid_count", "variables", "owner_notified",
            "reminder_sent", "started_at", "last_activity", "expires_at", "ended_at",
-           "user_name", "company_id", "product_id", "channel_id", "revision")
+           "user_name", "company_id", "product_id", "channel_id", "remind_at", "revision")
 
     def __init__(self, db, engine: str, models):
         self.db, self.engine = db, engine
         p = db.param
-        c, m = models.conversation, models.message
+        c, m, i = models.conversation, models.message, models.interaction
         self.Record = record_type(c)
         table = q(db, c._meta.table_name)
 
@@ -109,17 +108,24 @@ class Statements:
         self.active_sql = (f"{base} WHERE c.{q(db, 'experience_id')} = {p}"
                            f" AND c.{q(db, 'active_user')} = {p}")
         self.by_id_sql = f"{base} WHERE c.{q(db, 'id')} = {p}"
-        self.route_sql = (f"{base} WHERE c.{q(db, 'active_user')} = {p} ORDER BY"
-                          f" c.{q(db, 'last_activity')} DESC, c.{q(db, 'id')} DESC LIMIT 50")
         # The read before a reply, in one round trip: the member's active conversation
-        # (if any) and whether the message and the webhook delivery were seen already.
-        seen_message = (f"(SELECT 1 FROM {q(db, m._meta.table_name)} WHERE"
-                        f" {q(db, 'whop_message_id')} = {p} AND {q(db, 'direction')} = 'in')")
+        # (if any); whether the message was processed already (an interaction carries its
+        # id; schema version 1 kept it on an inbound messages row) or is one of our own
+        # sent messages; and whether the webhook delivery was seen.
+        processed = (f"(SELECT 1 FROM {q(db, i._meta.table_name)} WHERE"
+                     f" {q(db, 'whop_message_id')} = {p})")
+        ours = (f"(SELECT {q(db, 'direction')} FROM {q(db, m._meta.table_name)} WHERE"
+                f" {q(db, 'whop_message_id')} = {p})")
         events = q(db, models.delivery._meta.table_name)
         seen_delivery = f"(SELECT 1 FROM {events} WHERE {q(db, 'webhook_id')} = {p})"
-        self.lookup_sql = (f"SELECT {columns}, {seen_message}, {seen_delivery}"
-                           f" FROM (SELECT 1 AS one) o LEFT JOIN {table} c ON"
+        lookup = f"SELECT {columns}, {processed}, {ours}, {seen_delivery}"
+        self.lookup_sql = (f"{lookup} FROM (SELECT 1 AS one) o LEFT JOIN {table} c ON"
                            f" c.{q(db, 'experience_id')} = {p} AND c.{q(db, 'active_user')} = {p}")
+        # The same for a DM that names no experience: every active conversation of the
+        # member (the router picks one), each row with the same three flags.
+        self.route_sql = (f"{lookup} FROM {table} c WHERE c.{q(db, 'active_user')} = {p}"
+                          f" ORDER BY c.{q(db, 'last_activity')} DESC, c.{q(db, 'id')} DESC"
+                          " LIMIT 50")
 
         # The revision-checked state change.
         update_fields = [c._meta.fields[n] for n in UPDATE_FIELDS]
@@ -132,8 +138,10 @@ class Statements:
         ignore = {"sqlite": " ON CONFLICT DO NOTHING",
                   "postgres": f" ON CONFLICT DO NOTHING RETURNING {q(db, 'id')}"}
         self.new = Insert(db, c, self.NEW, returning)
-        self.inbound = Insert(db, m, self.INBOUND, ignore.get(engine, ""), skip_duplicates=True)
-        self.interaction = Insert(db, models.interaction, self.INTERACTION)
+        # The interaction of a member message is its dedupe: a Whop message id processed
+        # before inserts nothing.
+        self.interaction = Insert(db, i, self.INTERACTION, ignore.get(engine, ""),
+                                  skip_duplicates=True)
         self.visit = Insert(db, models.visit, self.VISIT)
         self.outbound = Insert(db, m, self.OUTBOUND)
         self.effect = Insert(db, models.effect, self.EFFECT, returning)
@@ -141,11 +149,9 @@ class Statements:
                            f" ON CONFLICT DO NOTHING RETURNING {q(db, 'webhook_id')}"}
         self.delivery = Insert(db, models.delivery, ("webhook_id", "received_at"),
                                ignore_delivery.get(engine, ""), skip_duplicates=True)
-        self.seen_sql = (f"SELECT {q(db, 'direction')} FROM {q(db, m._meta.table_name)}"
-                         f" WHERE {q(db, 'whop_message_id')} = {p}")
         self.last_replies_sql = (
-            f"SELECT {q(db, 'text')} FROM {q(db, m._meta.table_name)} WHERE"
-            f" {q(db, 'conversation_id')} = {p} AND {q(db, 'direction')} = 'in'"
+            f"SELECT {q(db, 'text')} FROM {q(db, i._meta.table_name)} WHERE"
+            f" {q(db, 'conversation_id')} = {p} AND {q(db, 'whop_message_id')} IS NOT NULL"
             f" ORDER BY {q(db, 'id')} DESC LIMIT {p}")
 
     # -- reads ----------------------------------------------------------------------------
@@ -162,17 +168,32 @@ class Statements:
         text, params = query.sql()
         return [self.record(values) for values in self.db.execute_sql(text, params).fetchall()]
 
+    def _flags(self, values) -> tuple[str | None, bool]:
+        """What a lookup row says of the message (`seen`) and the delivery."""
+        w = self.width
+        if values[w] is not None or values[w + 1] == "in":
+            seen = "processed"
+        elif values[w + 1] is not None:
+            seen = "ours"  # one of our own sent messages, echoed back
+        else:
+            seen = None
+        return seen, values[w + 2] is not None
+
     def lookup(self, experience_id: str, user_id: str, message_id: str | None,
                delivery_id: str | None):
-        """(the member's active conversation or None, message seen?, delivery seen?)."""
-        values = self.db.execute_sql(self.lookup_sql, (message_id, delivery_id, experience_id,
-                                                       user_id)).fetchone()
+        """(the member's active conversation or None, `seen`, delivery seen?); `seen` is
+        None, "processed" (a conversation took this message already) or "ours"."""
+        values = self.db.execute_sql(self.lookup_sql, (message_id, message_id, delivery_id,
+                                                       experience_id, user_id)).fetchone()
         record = None if values[0] is None else self.record(values[:self.width])
-        return record, values[self.width] is not None, values[self.width + 1] is not None
+        return (record, *self._flags(values))
 
-    def routes(self, user_id: str) -> list:
-        cursor = self.db.execute_sql(self.route_sql, (user_id,))
-        return [self.record(values) for values in cursor.fetchall()]
+    def routes(self, user_id: str, message_id: str | None = None):
+        """(the member's active conversations, most recently active first; `seen`)."""
+        cursor = self.db.execute_sql(self.route_sql, (message_id, message_id, None, user_id))
+        rows = cursor.fetchall()
+        seen = self._flags(rows[0])[0] if rows else None
+        return [self.record(values[:self.width]) for values in rows], seen
 
     # -- writes ---------------------------------------------------------------------------
 

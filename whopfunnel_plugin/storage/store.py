@@ -137,9 +137,11 @@ class Store:
     def schema_version(self) -> int | None:
         return schema.version(self)
 
-    def upgrade(self) -> tuple[int, int]:
-        """Create or migrate the schema; returns (version before, version after)."""
-        return schema.upgrade(self)
+    def upgrade(self, reminder: int | None = None) -> tuple[int, int]:
+        """Create or migrate the schema; returns (version before, version after).
+        `reminder` (seconds, plugin.yaml's) dates the reminders owed by conversations in
+        flight when migrating from version 1."""
+        return schema.upgrade(self, reminder)
 
     def check_schema(self) -> None:
         schema.check(self)
@@ -157,8 +159,9 @@ class Store:
 
     def lookup(self, experience_id: str, user_id: str, *, message_id: str | None = None,
                delivery_id: str | None = None):
-        """(the member's active conversation here or None, message seen?, delivery seen?),
-        in one round trip: the read before every reply and join."""
+        """(the member's active conversation here or None, `seen`, delivery seen?), in one
+        round trip: the read before every reply and join. `seen` is None, "processed" (a
+        conversation took this message already) or "ours" (our own sent message)."""
         return self.read(lambda: self.sql.lookup(experience_id, user_id, message_id, delivery_id))
 
     def active(self, experience_id: str, user_id: str):
@@ -173,21 +176,23 @@ class Store:
                                        f"{experience_id}")
         return record
 
-    def route_dm(self, user_id: str, channel_id: str | None = None):
-        """The active conversation a member's DM belongs to, across tenants, or None.
+    def route_dm(self, user_id: str, channel_id: str | None = None,
+                 message_id: str | None = None):
+        """(the active conversation a member's DM belongs to, across tenants, or None;
+        `seen` as in `lookup`), in one round trip.
 
         Whop has one DM channel per member, so experiences of one company can share it:
         of the conversations bound to the channel, the one the member was most recently
         active in gets the message (only one ever does). A channel bound to none of them
         is routed only when the member has a single active conversation, not yet bound.
         """
-        rows = self.read(lambda: self.sql.routes(user_id))
+        rows, seen = self.read(lambda: self.sql.routes(user_id, message_id))
         bound = [r for r in rows if channel_id and r.channel_id == channel_id]
         if bound:
-            return bound[0]
+            return bound[0], seen
         if len(rows) == 1 and rows[0].channel_id is None:
-            return rows[0]
-        return None
+            return rows[0], seen
+        return None, seen
 
     def funnel_version_id(self, experience_id: str, funnel, now: datetime) -> int:
         """The stored snapshot of this exact funnel definition for a tenant, made on first use."""
@@ -251,9 +256,10 @@ class Store:
         return self.transaction(lambda: queries.end_expired(self, now, limit, status=status,
                                                            reason=reason, effects_due=effects_due))
 
-    def due_reminders(self, now: datetime, cutoff: datetime, limit: int) -> list:
-        """Active conversations idle since before `cutoff`, not reminded, not yet expired."""
-        return self.read(lambda: queries.due_reminders(self, now, cutoff, limit))
+    def due_reminders(self, now: datetime, limit: int) -> list:
+        """Active conversations whose reminder is due (`remind_at` passed) and that have not
+        expired yet."""
+        return self.read(lambda: queries.due_reminders(self, now, limit))
 
     def snapshot(self, record, version: str | None = None):
         """The read-only `Conversation` hooks see."""

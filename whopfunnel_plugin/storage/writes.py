@@ -4,8 +4,8 @@ A `Change` is one conversation's part of an event: its record as read (the UPDAT
 checks the record's revision, so a conversation that moved meanwhile is a conflict,
 not a lost update) or the new conversation to create (the unique index on the active
 member settles concurrent joins), the decision, and the member message it answers.
-The inbound message row is the dedupe: its Whop message id is unique, so a message
-processed before writes nothing. A webhook delivery id is recorded in the same
+The member message's interaction row is the dedupe: its Whop message id is unique, so a
+message processed before writes nothing. A webhook delivery id is recorded in the same
 transaction, so a redelivered webhook is a no-op.
 """
 
@@ -20,7 +20,6 @@ from datetime import datetime
 from peewee import IntegrityError
 
 from ..conversation.engine import Decision, Ended, NotifyOwner, State
-from ..errors import StorageError
 from ..events import storable_text
 from .records import update_values
 
@@ -55,6 +54,7 @@ class Change:
     record: object | None = None  # the conversation as read; None with `new`
     new: NewConversation | None = None
     inbound: Inbound | None = None
+    remind_at: datetime | None = None  # when the state written owes its one reminder
 
 
 @dataclass
@@ -83,33 +83,17 @@ def apply(sql, changes: Sequence[Change], *, now: datetime, queued_at: datetime,
     written = Written("ok")
     for change in changes:
         record = _write_state(sql, change, now)
-        inbound_id = None
-        if change.inbound is not None:
-            inbound_id = sql.insert_id(sql.inbound, (
-                record.experience_id, record.id, "in", record.user_id, change.inbound.message_id,
-                storable_text(change.inbound.text), "received", now))
-            if inbound_id is None:
-                _taken(sql, change.inbound.message_id)
-        _write_outcome(sql, record, change.decision, change.inbound, inbound_id, now, queued_at)
+        _write_outcome(sql, record, change, now, queued_at)
         written.effects += _owe(sql, record, change.decision, effects_due)
         written.records.append(record)
     return written
-
-
-def _taken(sql, message_id: str):
-    """The inbound row was not inserted: its Whop message id is taken. By an inbound
-    message: a duplicate. By anything else (an outbound row): refused, loudly."""
-    row = sql.db.execute_sql(sql.seen_sql, (message_id,)).fetchone()
-    if row is None or row[0] == "in":
-        raise Duplicate()
-    raise StorageError(f"whop_message_id {message_id!r} is already used by another message")
 
 
 def _write_state(sql, change: Change, now: datetime):
     state: State = change.decision.state
     if change.new is None:
         record = change.record
-        values = update_values(record, state, now)
+        values = update_values(record, state, now, change.remind_at)
         if sql.update(record.id, record.revision, values) != 1:
             raise Conflict()
         return record.evolve(**values)
@@ -119,7 +103,7 @@ def _write_state(sql, change: Change, now: datetime):
               state.invalid_count, dict(state.variables), state.owner_notified,
               state.reminder_sent, new.started_at, state.last_activity, state.expires_at,
               None if state.active else now, new.user_name, new.company_id, new.product_id, None,
-              1)  # the first write of its state
+              change.remind_at, 1)  # revision 1: the first write of its state
     try:
         row_id = sql.insert_id(sql.new, values)
     except IntegrityError:  # the member's active slot is taken: a concurrent join won
@@ -127,25 +111,28 @@ def _write_state(sql, change: Change, now: datetime):
     return sql.one(sql.by_id_sql, (row_id,))
 
 
-def _write_outcome(sql, record, decision: Decision, inbound, inbound_id, now, queued_at) -> None:
+def _write_outcome(sql, record, change: Change, now: datetime, queued_at: datetime) -> None:
+    decision, inbound = change.decision, change.inbound
     seen = decision.interaction
-    if seen is not None and inbound is not None:
-        sql.interaction.execute((
-            record.experience_id, record.id, inbound_id, record.funnel_id, seen.block,
-            storable_text(inbound.text), seen.classification, seen.option, seen.attempt,
-            seen.action, seen.how, now))
-    draws = getattr(decision, "draws", ())
-    if draws:
-        sql.interaction.execute(*[(record.experience_id, record.id, None, record.funnel_id,
-                                   block, "", "split", branch, 0, None, "split", now)
-                                  for block, branch in draws])
+    exp, conv, funnel = record.experience_id, record.id, record.funnel_id
+    if inbound is not None:
+        text = storable_text(inbound.text)
+        if seen is None:  # the engine took no notice: still recorded, so it is processed once
+            row = (exp, conv, inbound.message_id, funnel, record.block, text, "ignored", None,
+                   0, None, "", now)
+        else:
+            row = (exp, conv, inbound.message_id, funnel, seen.block, text, seen.classification,
+                   seen.option, seen.attempt, seen.action, seen.how, now)
+        if sql.insert_id(sql.interaction, row) is None:
+            raise Duplicate()
+    if decision.draws:
+        sql.interaction.execute(*[(exp, conv, None, funnel, block, "", "split", branch, 0, None,
+                                   "split", now) for block, branch in decision.draws])
     if decision.entered:
-        sql.visit.execute(*[(record.experience_id, record.id, record.funnel_id, block, now)
-                            for block in decision.entered])
+        sql.visit.execute(*[(exp, conv, funnel, block, now) for block in decision.entered])
     if decision.messages:
-        sql.outbound.execute(*[(record.experience_id, record.id, "out", record.user_id, text,
-                                "pending", queued_at, idempotency_key(), queued_at)
-                               for text in decision.messages])
+        sql.outbound.execute(*[(exp, conv, "out", record.user_id, text, "pending", queued_at,
+                                idempotency_key(), queued_at) for text in decision.messages])
 
 
 def effect_rows(effects, last_replies) -> list[tuple[str, dict]]:

@@ -96,9 +96,9 @@ Route = Callable[[dict], "str | None"]
 def to_event(envelope: Envelope, *, bot_user_id: str | None, route: Route) -> Event:
     """Turn an envelope into the event the engine understands, or `Ignored(reason)`.
 
-    `route({"product_id", "company_id", "experience_id"})` (plus "user_id" and "channel_id"
-    for a DM) names the tenant's experience
-    id, or None when no funnel serves that product or company.
+    `route({"product_id", "company_id", "experience_id"})` (plus "user_id", "channel_id"
+    and "message_id" for a DM) names the tenant's experience id, or None when no funnel
+    serves that product or company.
     """
     if not isinstance(envelope.data, dict):
         raise PayloadError(f"data must be an object, not {_kind(envelope.data)}")
@@ -160,7 +160,7 @@ def _message(envelope: Envelope, bot_user_id: str | None, route: Route) -> Event
     channel_id = _str(channel, "id", "data.channel")
     experience_id = _str(channel, "experience_id", "data.channel") or route(
         {"product_id": None, "company_id": envelope.company_id, "experience_id": None,
-         "user_id": author, "channel_id": channel_id})
+         "user_id": author, "channel_id": channel_id, "message_id": message_id})
     if not experience_id:
         return Ignored(f"no route for {_who(None, envelope.company_id)}")
     return MessageReceived(experience_id=experience_id, user_id=author, message_id=message_id,

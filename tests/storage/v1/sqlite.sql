@@ -1,0 +1,28 @@
+-- The schema version 1 DDL of whopfunnel 0.1.0 (commit c4a9a73), as its `db upgrade` made it.
+CREATE TABLE IF NOT EXISTS "whopfunnel_schema" ("key" VARCHAR(64) NOT NULL PRIMARY KEY, "value" VARCHAR(255) NOT NULL);
+CREATE TABLE IF NOT EXISTS "funnels" ("id" INTEGER NOT NULL PRIMARY KEY, "experience_id" VARCHAR(128) NOT NULL, "funnel_id" VARCHAR(128) NOT NULL, "version" VARCHAR(32) NOT NULL, "definition" TEXT NOT NULL, "created_at" DATETIME NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS "funnels_experience_id_funnel_id_version" ON "funnels" ("experience_id", "funnel_id", "version");
+CREATE TABLE IF NOT EXISTS "conversations" ("id" INTEGER NOT NULL PRIMARY KEY, "experience_id" VARCHAR(128) NOT NULL, "user_id" VARCHAR(128) NOT NULL, "active_user" VARCHAR(128), "funnel_version_id" INTEGER NOT NULL, "funnel_id" VARCHAR(128) NOT NULL, "block" VARCHAR(128) NOT NULL, "status" VARCHAR(16) NOT NULL, "end_reason" VARCHAR(32), "invalid_count" INTEGER NOT NULL, "variables" TEXT NOT NULL, "owner_notified" INTEGER NOT NULL, "reminder_sent" INTEGER NOT NULL, "started_at" DATETIME NOT NULL, "last_activity" DATETIME NOT NULL, "expires_at" DATETIME, "ended_at" DATETIME, "revision" INTEGER NOT NULL, "user_name" VARCHAR(255), "company_id" VARCHAR(128), "product_id" VARCHAR(128), "channel_id" VARCHAR(128), "poll_cursor" VARCHAR(255), FOREIGN KEY ("funnel_version_id") REFERENCES "funnels" ("id"));
+CREATE INDEX IF NOT EXISTS "conversations_funnel_version_id" ON "conversations" ("funnel_version_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "conversations_experience_id_active_user" ON "conversations" ("experience_id", "active_user");
+CREATE INDEX IF NOT EXISTS "conversations_active_user_last_activity" ON "conversations" ("active_user", "last_activity");
+CREATE INDEX IF NOT EXISTS "conversations_experience_id_user_id" ON "conversations" ("experience_id", "user_id");
+CREATE INDEX IF NOT EXISTS "conversations_status_expires_at" ON "conversations" ("status", "expires_at");
+CREATE INDEX IF NOT EXISTS "conversations_status_reminder_sent_last_activity" ON "conversations" ("status", "reminder_sent", "last_activity");
+CREATE TABLE IF NOT EXISTS "messages" ("id" INTEGER NOT NULL PRIMARY KEY, "experience_id" VARCHAR(128) NOT NULL, "conversation_id" INTEGER, "direction" VARCHAR(3) NOT NULL, "user_id" VARCHAR(128) NOT NULL, "whop_message_id" VARCHAR(128), "text" TEXT NOT NULL, "status" VARCHAR(16) NOT NULL, "recipient" VARCHAR(8) NOT NULL, "title" VARCHAR(255), "attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME, "idempotency_key" VARCHAR(64), "last_error" TEXT, "created_at" DATETIME NOT NULL, "sent_at" DATETIME, FOREIGN KEY ("conversation_id") REFERENCES "conversations" ("id"));
+CREATE INDEX IF NOT EXISTS "messages_conversation_id" ON "messages" ("conversation_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "messages_idempotency_key" ON "messages" ("idempotency_key");
+CREATE UNIQUE INDEX IF NOT EXISTS "messages_whop_message_id" ON "messages" ("whop_message_id");
+CREATE INDEX IF NOT EXISTS "messages_status_next_attempt_at" ON "messages" ("status", "next_attempt_at");
+CREATE INDEX IF NOT EXISTS "messages_conversation_id_recipient_direction_status" ON "messages" ("conversation_id", "recipient", "direction", "status");
+CREATE TABLE IF NOT EXISTS "interactions" ("id" INTEGER NOT NULL PRIMARY KEY, "experience_id" VARCHAR(128) NOT NULL, "conversation_id" INTEGER NOT NULL, "message_id" INTEGER, "funnel_id" VARCHAR(128) NOT NULL, "block" VARCHAR(128) NOT NULL, "text" TEXT NOT NULL, "classification" VARCHAR(16) NOT NULL, "option_index" INTEGER, "attempt" INTEGER NOT NULL, "action" VARCHAR(32), "how" VARCHAR(16) NOT NULL, "created_at" DATETIME NOT NULL, FOREIGN KEY ("conversation_id") REFERENCES "conversations" ("id"), FOREIGN KEY ("message_id") REFERENCES "messages" ("id"));
+CREATE INDEX IF NOT EXISTS "interactions_conversation_id" ON "interactions" ("conversation_id");
+CREATE INDEX IF NOT EXISTS "interactions_message_id" ON "interactions" ("message_id");
+CREATE INDEX IF NOT EXISTS "interactions_experience_id_funnel_id_block" ON "interactions" ("experience_id", "funnel_id", "block");
+CREATE TABLE IF NOT EXISTS "visits" ("id" INTEGER NOT NULL PRIMARY KEY, "experience_id" VARCHAR(128) NOT NULL, "conversation_id" INTEGER NOT NULL, "funnel_id" VARCHAR(128) NOT NULL, "block" VARCHAR(128) NOT NULL, "created_at" DATETIME NOT NULL, FOREIGN KEY ("conversation_id") REFERENCES "conversations" ("id"));
+CREATE INDEX IF NOT EXISTS "visits_conversation_id" ON "visits" ("conversation_id");
+CREATE INDEX IF NOT EXISTS "visits_experience_id_funnel_id_block" ON "visits" ("experience_id", "funnel_id", "block");
+CREATE TABLE IF NOT EXISTS "pending_effects" ("id" INTEGER NOT NULL PRIMARY KEY, "experience_id" VARCHAR(128) NOT NULL, "conversation_id" INTEGER NOT NULL, "kind" VARCHAR(32) NOT NULL, "payload" TEXT NOT NULL, "due_at" DATETIME NOT NULL, "attempts" INTEGER NOT NULL, FOREIGN KEY ("conversation_id") REFERENCES "conversations" ("id"));
+CREATE INDEX IF NOT EXISTS "pending_effects_conversation_id" ON "pending_effects" ("conversation_id");
+CREATE INDEX IF NOT EXISTS "pending_effects_due_at" ON "pending_effects" ("due_at");
+CREATE TABLE IF NOT EXISTS "processed_events" ("webhook_id" VARCHAR(191) NOT NULL PRIMARY KEY, "received_at" DATETIME NOT NULL);
