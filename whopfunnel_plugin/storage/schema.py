@@ -21,6 +21,7 @@ from peewee import CharField, DatabaseError, OperationalError, ProgrammingError
 from playhouse.migrate import SchemaMigrator, migrate
 
 from ..errors import SchemaOutOfDate, StorageError
+from . import pgreply
 from .database import redact_url
 from .models import SCHEMA_VERSION, UTCDateTime
 
@@ -66,6 +67,8 @@ def upgrade(store, reminder: int | None = None) -> tuple[int, int]:
             store.db.create_tables(m.all, safe=True)
         elif before < 2:
             _to_2(store, reminder)
+        if store.engine == "postgres":  # the one-statement reply write aborts through it
+            store.db.execute_sql(pgreply.FUNCTION)
         if _get(store, "instance_id") is None:
             _set(store, "instance_id", os.urandom(8).hex())
         _set(store, "schema_version", str(SCHEMA_VERSION))

@@ -53,6 +53,7 @@ class Insert:
         defaults = [(f, d) for f, d in meta.defaults.items() if f.name not in names]
         self.defaults = [(f.db_value, d) for f, d in defaults]
         columns = [f.column_name for f in fields] + [f.column_name for f, _ in defaults]
+        self.columns = columns
         self.head = (f"INSERT INTO {q(db, meta.table_name)} "
                      f"({', '.join(q(db, c) for c in columns)}) VALUES ")
         self.row = "(" + ", ".join([db.param] * len(columns)) + ")"
@@ -93,7 +94,7 @@ class Statements:
            "user_name", "company_id", "product_id", "channel_id", "remind_at", "revision")
 
     def __init__(self, db, engine: str, models):
-        self.db, self.engine = db, engine
+        self.db, self.engine, self.models = db, engine, models
         p = db.param
         c, m, i = models.conversation, models.message, models.interaction
         self.Record = record_type(c)

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from ..errors import ConversationNotFound, DatabaseUnavailable, StorageError
-from . import queries, schema
+from . import pgreply, queries, schema
 from .database import (
     DEFAULT_URL,
     engine_of,
@@ -29,6 +29,7 @@ from .database import (
     redact_url,
 )
 from .effects import EffectQueue
+from .group import GroupCommit
 from .models import define
 from .outbox import Outbox
 from .records import to_snapshot
@@ -51,6 +52,11 @@ class Store:
         self.outbox = Outbox(self)
         self.effects = EffectQueue(self)
         self.closed = False
+        # PostgreSQL: a reply's write is one statement (two round trips with the read).
+        self.pg = pgreply.PgReply(self.sql) if self.engine == "postgres" else None
+        # SQLite has one writer at a time and pays per commit: concurrent writes share one.
+        self.group = (GroupCommit(self.transaction, self.db.savepoint)
+                      if self.engine == "sqlite" else None)
         self._versions: dict[tuple[str, str, str], int] = {}
         self._stored: dict[int, tuple[str, dict]] = {}
         self._instance: str | None = None
@@ -220,7 +226,10 @@ class Store:
             return apply(self.sql, changes, now=now, queued_at=queued_at or now,
                          effects_due=effects_due or now, delivery_id=delivery_id)
         try:
-            return self.transaction(run)
+            if self.pg is not None and pgreply.suits(changes, delivery_id):
+                return self.read(lambda: self.pg.write(
+                    changes[0], now=now, queued_at=queued_at or now, effects_due=effects_due or now))
+            return self.group.run(run) if self.group is not None else self.transaction(run)
         except Conflict:
             return Written("conflict")
         except Duplicate:
