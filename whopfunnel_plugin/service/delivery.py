@@ -14,14 +14,12 @@ after `alert_after` failures it is marked `failed` (still retried) and
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from ..errors import WhopAPIError
 from ..storage import Queued, Store
-from ..storage.outbox import LANES
 from .leases import LeaseKeeper
 
 log = logging.getLogger("whopfunnel.outbox")
@@ -60,15 +58,18 @@ class Dispatcher:
     def deliver(self, conversation_id: int) -> DeliveryResult:
         """Send a conversation's queued messages in order, each lane until one fails."""
         result = DeliveryResult()
-        for lane in LANES:
-            while True:
-                now = self.clock.now()
-                head = self.store.outbox.head(conversation_id, lane)
-                if head is None or head.next_attempt_at > now:
-                    break
+        blocked: set[str] = set()
+        while True:
+            now = self.clock.now()
+            due = [head for lane, head in self.store.outbox.heads(conversation_id).items()
+                   if lane not in blocked and head.next_attempt_at <= now]
+            if not due:
+                return result
+            for head in due:
                 token = self.store.outbox.claim(head, now, self.keeper.until())
-                if token is None:
-                    break
+                if token is None:  # another worker has it: that lane is not ours now
+                    blocked.add(head.recipient)
+                    continue
                 started = time.perf_counter()
                 with self.keeper.holding("outbox", [token]):
                     sent = self._send(head, token)
@@ -78,8 +79,7 @@ class Dispatcher:
                     result.sent += 1
                 else:
                     result.failed += 1
-                    break
-        return result
+                    blocked.add(head.recipient)
 
     def _send(self, message: Queued, token: str) -> bool:
         conv = self.store.outbox.recipient(message.conversation_id)

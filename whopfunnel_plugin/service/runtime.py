@@ -176,6 +176,9 @@ class Runtime:
         """Inline: send what the event produced before returning; failures wait in the outbox."""
         if self.delivery != "inline" or outcome.conversation is None:
             return outcome
+        decision = outcome.decision
+        if not outcome.messages and not getattr(decision, "effects", ()):
+            return outcome  # nothing new to send (an owner notification queues to the outbox)
         try:
             self.dispatcher.deliver(outcome.conversation.id)
         except ConfigError:

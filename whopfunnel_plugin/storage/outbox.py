@@ -63,18 +63,19 @@ class Outbox:
         rows = self.store.read(lambda: [r.conversation_id for r in query])
         return list(dict.fromkeys(rows))
 
+    def heads(self, conversation_id: int) -> dict[str, Queued]:
+        """The oldest open message of each of a conversation's lanes (due or not), by lane:
+        one prebuilt statement, since it runs after every embedded reply."""
+        sql = self.store.sql
+        rows = self.store.read(
+            lambda: sql.db.execute_sql(sql.heads_sql, (conversation_id, conversation_id)).fetchall())
+        return {lane: Queued(mid, exp, conversation_id, lane, text, title, attempts, status, key,
+                             sql.next_attempt(due))
+                for mid, lane, text, title, attempts, status, key, due, exp in rows}
+
     def head(self, conversation_id: int, lane: str) -> Queued | None:
         """The oldest open message of a conversation's lane (due or not)."""
-        m = self._m
-        query = (m.select().where((m.conversation == conversation_id) & (m.recipient == lane)
-                                  & (m.direction == "out") & (m.status.in_(OPEN)))
-                 .order_by(m.id).limit(1))
-        row = self.store.read(lambda: query.first())
-        if row is None:
-            return None
-        return Queued(row.id, row.experience_id, row.conversation_id, row.recipient, row.text,
-                      row.title, row.attempts, row.status, row.idempotency_key,
-                      row.next_attempt_at)
+        return self.heads(conversation_id).get(lane)
 
     def claim(self, message: Queued, now: datetime, until: datetime) -> str | None:
         """Take a due message for one send; the claim token, or None if it is not due

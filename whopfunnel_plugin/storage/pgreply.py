@@ -87,7 +87,7 @@ class PgReply:
         record, decision, inbound = change.record, change.decision, change.inbound
         seen = decision.interaction
         values = update_values(record, decision.state, now, change.remind_at)
-        params = [convert(values[name]) for name, convert in sql.update_to_db]
+        params = sql.update_to_db(values)
         params += [record.id, record.revision, inbound.message_id]
         exp, conv, funnel = record.experience_id, record.id, record.funnel_id
         text = storable_text(inbound.text)

@@ -32,6 +32,26 @@ def converter(field, method: str):
     return lambda v: v if v is None or type(v) is kept else convert(v)
 
 
+def row_converter(fields, method: str, source: str = "values[{i}]"):
+    """One function converting a whole row (a tuple, or a dict by name with
+    source="values[{name!r}]") into a list, each value through `converter`'s rule, written
+    out as one expression per column instead of a call per column: the hot path converts
+    dozens of values per reply."""
+    namespace, items = {}, []
+    for i, field in enumerate(fields):
+        value = source.format(i=i, name=field.name)
+        kept = _KEPT.get(type(field))
+        namespace[f"c{i}"] = getattr(field, method)
+        if kept is None:
+            items.append(f"(None if (v := {value}) is None else c{i}(v))")
+        else:
+            namespace[f"t{i}"] = kept
+            items.append(f"(v if (v := {value}) is None or v.__class__ is t{i} else c{i}(v))")
+    code = "def convert(values):\n    return [" + ", ".join(items) + "]\n"
+    exec(compile(code, f"<row converter {method}>", "exec"), namespace)  # noqa: S102 - our own code
+    return namespace["convert"]
+
+
 def q(db, name: str) -> str:
     return _quote((name,), db.quote)
 
@@ -49,7 +69,7 @@ class Insert:
         # transaction usable, so the error is caught instead).
         self.skip_duplicates = skip_duplicates
         fields = [meta.fields[n] for n in names]
-        self.to_db = [converter(f, "db_value") for f in fields]
+        self.to_db = row_converter(fields, "db_value")
         defaults = [(f, d) for f, d in meta.defaults.items() if f.name not in names]
         self.defaults = [(f.db_value, d) for f, d in defaults]
         columns = [f.column_name for f in fields] + [f.column_name for f, _ in defaults]
@@ -66,7 +86,7 @@ class Insert:
         return sql
 
     def params(self, values) -> list:
-        out = [convert(v) for convert, v in zip(self.to_db, values)]
+        out = self.to_db(values)
         out += [to_db(d() if callable(d) else d) for to_db, d in self.defaults]
         return out
 
@@ -102,7 +122,7 @@ class Statements:
 
         # A conversation row, every column, as a record.
         fields = c._meta.sorted_fields
-        self.from_db = [converter(f, "python_value") for f in fields]
+        self.from_db = row_converter(fields, "python_value")
         columns = ", ".join(f"c.{q(db, f.column_name)}" for f in fields)
         self.width = len(fields)
         base = f"SELECT {columns} FROM {table} c"
@@ -130,7 +150,7 @@ class Statements:
 
         # The revision-checked state change.
         update_fields = [c._meta.fields[n] for n in UPDATE_FIELDS]
-        self.update_to_db = [(f.name, converter(f, "db_value")) for f in update_fields]
+        self.update_to_db = row_converter(update_fields, "db_value", "values[{name!r}]")
         sets = ", ".join(f"{q(db, f.column_name)} = {p}" for f in update_fields)
         self.update_sql = (f"UPDATE {table} SET {sets} WHERE {q(db, 'id')} = {p}"
                            f" AND {q(db, 'revision')} = {p}")
@@ -150,6 +170,19 @@ class Statements:
                            f" ON CONFLICT DO NOTHING RETURNING {q(db, 'webhook_id')}"}
         self.delivery = Insert(db, models.delivery, ("webhook_id", "received_at"),
                                ignore_delivery.get(engine, ""), skip_duplicates=True)
+        # The head of each of a conversation's two outbox lanes, in one statement.
+        heads = []
+        for lane in ("member", "owner"):
+            heads.append(
+                f"SELECT * FROM (SELECT {q(db, 'id')}, {q(db, 'recipient')}, {q(db, 'text')},"
+                f" {q(db, 'title')}, {q(db, 'attempts')}, {q(db, 'status')},"
+                f" {q(db, 'idempotency_key')}, {q(db, 'next_attempt_at')}, {q(db, 'experience_id')}"
+                f" FROM {q(db, m._meta.table_name)} WHERE {q(db, 'conversation_id')} = {p} AND"
+                f" {q(db, 'recipient')} = '{lane}' AND {q(db, 'direction')} = 'out' AND"
+                f" {q(db, 'status')} IN ('pending', 'failed') ORDER BY {q(db, 'id')} LIMIT 1)"
+                f" {lane}_head")
+        self.heads_sql = " UNION ALL ".join(heads)
+        self.next_attempt = converter(m._meta.fields["next_attempt_at"], "python_value")
         self.last_replies_sql = (
             f"SELECT {q(db, 'text')} FROM {q(db, i._meta.table_name)} WHERE"
             f" {q(db, 'conversation_id')} = {p} AND {q(db, 'whop_message_id')} IS NOT NULL"
@@ -158,7 +191,7 @@ class Statements:
     # -- reads ----------------------------------------------------------------------------
 
     def record(self, values):
-        return self.Record(*[convert(v) for convert, v in zip(self.from_db, values)])
+        return self.Record(*self.from_db(values))
 
     def one(self, sql: str, params):
         values = self.db.execute_sql(sql, params).fetchone()
@@ -200,7 +233,7 @@ class Statements:
 
     def update(self, row_id: int, revision: int, values: dict) -> int:
         """Write `values` (UPDATE_FIELDS) if the row is still at `revision`; rows changed."""
-        params = [convert(values[name]) for name, convert in self.update_to_db]
+        params = self.update_to_db(values)
         params += [row_id, revision]
         return self.db.execute_sql(self.update_sql, params).rowcount
 
