@@ -14,6 +14,7 @@ after `alert_after` failures it is marked `failed` (still retried) and
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
