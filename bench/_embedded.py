@@ -71,6 +71,17 @@ def refusing_transport():
     return httpx.MockTransport(refuse)
 
 
+class Clock:
+    """A clock that stays where it is set (`make_plugin_manager(..., clock=...)` takes any
+    object with `now()`)."""
+
+    def __init__(self, when):
+        self.when = when
+
+    def now(self):
+        return self.when
+
+
 def delivery_choice(factory, mode: str) -> tuple[dict, str]:
     """The keyword for `mode` ("inline" | "dispatcher") if make_plugin_manager documents one."""
     params = inspect.signature(factory).parameters

@@ -28,9 +28,12 @@ def replies(run):
         "- **whopfunnel**: `pm = make_plugin_manager(plugin.yaml, environ=..., transport=MockTransport)` "
         "on a copy of the template database (members joined through `on_member_join`), then "
         "`pm.hook.on_message(message=MessageReceived(...))` per reply, one thread. Sends are refused "
-        "(503, `x-should-retry: false`), so the outbox stays pending. Both delivery modes: "
-        "*delivery before return* (today's default: commit, then the delivery attempt) and "
-        "*delivery left to a dispatcher* (the `how` column says how that mode was selected).",
+        "(503, `x-should-retry: false`), so the outbox stays pending: each member's welcome failed "
+        "once at the join and waits for its retry, and the manager's clock (`clock=`) stands 5 s after "
+        "the joins, before that retry is due, so no reply makes a send attempt. Both delivery modes: "
+        "*delivery before return* (today's default: commit, then the delivery check, which finds the "
+        "conversation's outbox head not due) and *delivery left to a dispatcher* (the `how` column "
+        "says how that mode was selected).",
         "- **floor**: raw `sqlite3`, per reply in `BEGIN IMMEDIATE ... COMMIT`: find the conversation, "
         "insert the inbound message, the version-checked UPDATE, one interaction row, one outbox row "
         "(`bench/_floor.py`, a frozen copy of the schema).",
@@ -48,7 +51,7 @@ def replies(run):
             for mode in MODES:
                 url = run.copy_template(root, f"replies_{mode}.db")
                 workers[(medium, mode)] = Worker(f"wf-{mode}-{medium}", Embedded, run.config, url,
-                                                 mode=mode, members=run.members)
+                                                 mode=mode, members=run.members, clock=run.reply_clock())
         progress("replies: peer bots start their conversations")
         workers["peer"] = Worker("peer", PeerBot, range(run.members), 11)
         workers["peer-nosend"] = Worker("peer-nosend", PeerBot, range(run.members), 12, send=False)
@@ -91,7 +94,7 @@ def replies(run):
                 side = series[(medium, mode)]
                 label = f"durable replies, SQLite WAL on {medium}, {MODE_NAMES[mode]}, vs raw sqlite3"
                 t = ratio_target(f"replies_{medium}_{mode}", label, side, floor, 0.5, mode=side.note,
-                                 peer=peer if medium == "disk" else None)
+                                 peer=peer)
                 targets.append(t)
         for mode in MODES:
             side = series[("disk", mode)]

@@ -20,7 +20,9 @@ from _webhook import (
     ServeProcess,
     WebhookInProcess,
     serve_env,
+    settle_outbox,
     signed_bodies,
+    wait_drained,
     write_bodies,
     wrk,
     wrk_missing,
@@ -205,9 +207,15 @@ def webhook(run):
         folder = run.disk_root / "webhook"
         config = write_config(folder / "config", base_url=api.call("url") + "/api/v1")
         url = run.copy_template(folder, "webhook.db")
+        settled = settle_outbox(folder / "webhook.db")
         empty = Worker("empty-app", Served, "empty", threads=4)
         workers.append(empty)
-        serve = ServeProcess(config, serve_env(url, environ(url)), folder / "serve.log")
+        serve = ServeProcess(config, serve_env(environ(url)), folder / "serve.log")
+        if settled.startswith("could not"):
+            progress("webhook: waiting for serve to send the queued welcomes")
+            drained, took = wait_drained(lambda: api.call("sent"))
+            settled += f" ({drained:,} sends in {took:.0f} s)"
+        sec.extra.append(f"Outbox before the rounds: {settled}.")
         script = folder / "bodies.lua"
         script.write_text(LUA)
         bodies = signed_bodies(run.members, 2, SECRET, "sanity", 1)
@@ -311,6 +319,10 @@ def sweep(run):
             ended = res["ended"]
             progress(f"sweep: round {r + 1}/{p['sweep_rounds']}: sweep {res['seconds']:.2f} s "
                      f"({res['ended']} ended), UPDATE {f['seconds']:.3f} s")
+            if res["seconds"] > p["sweep_round_limit"]:
+                sec.extra.append(f"One round only: the sweep took {res['seconds']:.0f} s, over the "
+                                 f"{p['sweep_round_limit']} s that the run's time budget allows for more.")
+                break
         wf.note = f"ended {ended:,} per sweep" if ended is not None else ""
         floor.note = f"plan: {plan}"
         none = Series("sweep with nothing expired", "ms", False)

@@ -52,6 +52,10 @@ def profile_lines(p: dict | None, unit: str = "reply") -> list[str]:
              f"profiler). Own time by area: {cats}.",
              "- Top functions by own time (calls per " + unit + ", share): " + "; ".join(
                  f"`{name}` ({calls:.1f}, {share:.0%})" for name, calls, share in p["top"][:8]) + "."]
+    if p.get("sites"):
+        lines.append(f"- whopfunnel functions by time including what they call (calls per {unit}, share): "
+                     + "; ".join(f"`{name}` ({calls:.1f}, {share:.0%})" for name, calls, share in p["sites"])
+                     + ".")
     return lines
 
 
@@ -71,6 +75,7 @@ def render(run, targets: list[Target], sections: list[Section], old: str) -> str
     out += ["## Conditions", "",
             f"- Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']:.0f} GiB RAM; {m['platform']}.",
             f"- Code: commit `{run.commit}`.",
+            f"- Delivery modes: {run.delivery_api}.",
             f"- Load average (1/5/15 min) at start {load0[0]:.2f} / {load0[1]:.2f} / {load0[2]:.2f}, "
             f"at end {load1[0]:.2f} / {load1[1]:.2f} / {load1[2]:.2f}."]
     if run.noisy:

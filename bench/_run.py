@@ -9,29 +9,46 @@ import sqlite3
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from _embedded import Embedded, cli, write_config
+from _embedded import Clock, Embedded, cli, delivery_choice, write_config
 from _harness import Series, Worker, fmt, git_commit, machine, progress, ratio, versions
 from _pgserver import MYSQL, PG_ADMIN
 from _report import Target
 from _workload import TENANTS
 
 PLANS = {
-    "full": {"members": 10_000, "rounds": 5, "round_seconds": 2.0, "warmup": 0.5, "profile_replies": 1500,
-             "conc_rounds": 3, "conc_seconds": 1.5, "pg_members": 10_000, "pg_rounds": 3, "pg_seconds": 3.0,
+    "full": {"members": 10_000, "rounds": 5, "round_seconds": 1.5, "warmup": 0.5, "profile_replies": 600,
+             "conc_rounds": 3, "conc_seconds": 1.5, "pg_members": 10_000, "pg_rounds": 3, "pg_seconds": 2.5,
              "rt_replies": 400, "wh_rounds": 3, "wh_seconds": 5, "sweep_stored": 1_000_000,
-             "sweep_expired": 10_000, "sweep_rounds": 2, "noop_sweeps": 30, "engine_rounds": 5,
-             "engine_seconds": 1.0, "soak_replies": 250_000, "soak_seconds": 150, "soak_every": 25_000},
+             "sweep_expired": 10_000, "sweep_rounds": 3, "sweep_round_limit": 8, "noop_sweeps": 30,
+             "engine_rounds": 5, "engine_seconds": 1.0, "soak_replies": 250_000, "soak_seconds": 110,
+             "soak_every": 25_000},
     "quick": {"members": 2_000, "rounds": 3, "round_seconds": 0.7, "warmup": 0.3, "profile_replies": 400,
               "conc_rounds": 2, "conc_seconds": 0.6, "pg_members": 1_000, "pg_rounds": 2, "pg_seconds": 1.0,
               "rt_replies": 200, "wh_rounds": 2, "wh_seconds": 2, "sweep_stored": 100_000,
-              "sweep_expired": 1_000, "sweep_rounds": 2, "noop_sweeps": 20, "engine_rounds": 3,
-              "engine_seconds": 0.5, "soak_replies": 25_000, "soak_seconds": 20, "soak_every": 5_000},
+              "sweep_expired": 1_000, "sweep_rounds": 2, "sweep_round_limit": 8, "noop_sweeps": 20,
+              "engine_rounds": 3, "engine_seconds": 0.5, "soak_replies": 25_000, "soak_seconds": 20,
+              "soak_every": 5_000},
 }
 MODES = ("inline", "dispatcher")
 MODE_NAMES = {"inline": "delivery before return", "dispatcher": "delivery left to a dispatcher"}
+
+
+def delivery_api() -> str:
+    """How this package lets an embedder choose the delivery mode, as the report states it."""
+    import inspect
+
+    from whopfunnel_plugin import make_plugin_manager
+
+    _, how = delivery_choice(make_plugin_manager, "dispatcher")
+    if how:
+        return f"documented keyword found: `{how}` (and its 'inline' counterpart)"
+    params = ", ".join(p for p in inspect.signature(make_plugin_manager).parameters if p != "config")
+    return ("no documented keyword in `make_plugin_manager(config, " + params + ")`: *delivery before "
+            "return* is today's default; *delivery left to a dispatcher* uses the stand-in "
+            "`pm.runtime.inline_delivery = False` (what `whopfunnel serve` sets)")
 
 
 class Run:
@@ -56,6 +73,7 @@ class Run:
                          if shm.is_dir() and os.access(shm, os.W_OK) else None)
         self.config = write_config(self.disk_root / "config")
         self.template: Path | None = None
+        self.delivery_api = delivery_api()
         self.notes: list[str] = []
 
     @property
@@ -77,8 +95,9 @@ class Run:
     # -- the template: members joined through the public API, once -------------------------
 
     def build_template(self) -> None:
-        """`whopfunnel db upgrade`, then every member joins through `on_member_join` (sends
-        accepted, so each conversation is bound to its DM channel), in parallel workers."""
+        """`whopfunnel db upgrade`, then every member joins through `on_member_join`, in parallel
+        workers, on a clock stopped at `template_time`, sends refused: each welcome fails once
+        and waits in the outbox for its retry (10 s later on that clock)."""
         if self.template is not None:
             return
         path = self.disk_root / "template.db"
@@ -86,7 +105,9 @@ class Run:
         cli(self.config, url, "db", "upgrade")
         n = max(1, min(self.machine["cores"] or 1, 4))
         progress(f"template: {self.members:,} members join through on_member_join ({n} workers)")
-        workers = [Worker(f"join-{k}", Embedded, self.config, url, sends="accept") for k in range(n)]
+        self.template_time = datetime.now(timezone.utc)
+        workers = [Worker(f"join-{k}", Embedded, self.config, url, mode="inline",
+                          clock=Clock(self.template_time)) for k in range(n)]
         try:
             for k, w in enumerate(workers):
                 w.send("join", k, len(range(k, self.members, n)), n)
@@ -97,6 +118,12 @@ class Run:
         self.join_rate = self.members / took
         progress(f"template: joined in {took:.1f} s ({self.join_rate:,.0f} joins/s)")
         self.template = path
+
+    def reply_clock(self) -> Clock:
+        """Figure 1's clock: stopped 5 s after the joins, before any welcome's retry is due, so
+        with delivery before return each reply pays the delivery check, not a send attempt."""
+        self.build_template()
+        return Clock(self.template_time + timedelta(seconds=5))
 
     def copy_template(self, folder: Path, name: str) -> str:
         """A consistent copy (SQLite's backup API, WAL included); returns its URL."""

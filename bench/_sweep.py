@@ -21,18 +21,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from _embedded import Embedded, cli
+from _embedded import Clock, Embedded, cli
 from _workload import TENANTS, user_id
 
 FMT = "%Y-%m-%d %H:%M:%S.%f"
-
-
-class Clock:
-    def __init__(self, when: datetime):
-        self.when = when
-
-    def now(self) -> datetime:
-        return self.when
 
 
 def _parse(text: str) -> datetime:

@@ -15,6 +15,8 @@ import os
 import threading
 
 _ids = itertools.count()
+_lock = threading.Lock()
+_sent = [0]  # messages posted, for a figure that waits until the server's outbox is empty
 _prefix = os.urandom(4).hex()  # message ids unique across processes (the store keeps them unique)
 
 
@@ -31,6 +33,8 @@ def answer(method: str, path: str, body: dict) -> tuple[int, dict]:
         return 200, {"id": channel_of(users[0]), "created_at": None, "last_message_at": None,
                      "name": users[0]}
     if method == "POST" and path == "/messages":
+        with _lock:
+            _sent[0] += 1
         return 200, {"id": f"msg_out_{_prefix}_{os.getpid()}_{next(_ids)}",
                      "content": body.get("content", ""),
                      "user": {"id": "user_bot", "username": "bot", "name": "Bot"}}
@@ -91,6 +95,10 @@ class Served:
 
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.effective_port}"
+
+    def sent(self) -> int:
+        with _lock:
+            return _sent[0]
 
     def close(self) -> None:
         from waitress import wasyncore

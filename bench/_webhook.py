@@ -240,8 +240,40 @@ class WebhookInProcess:
         close()
 
 
-def serve_env(db_url: str, base_env: dict) -> dict:
+def serve_env(base_env: dict) -> dict:
     env = dict(os.environ)
     env.update(base_env)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def settle_outbox(path: Path) -> str:
+    """The template's queued welcomes, marked sent with one UPDATE, so `serve` starts with an
+    empty outbox (as a server that kept up would) instead of sending 10,000 welcomes during
+    the measurement. Assumes today's `messages` table; returns what it did."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            count = db.execute("UPDATE messages SET status = 'sent' WHERE direction = 'out' "
+                               "AND status IN ('pending', 'failed')").rowcount
+        return f"{count:,} queued welcomes marked sent with one UPDATE before `serve` started"
+    except sqlite3.Error as exc:
+        return f"could not mark the queued welcomes sent ({exc}); waited for `serve` to send them"
+    finally:
+        db.close()
+
+
+def wait_drained(sent, quiet: float = 2.0, limit: float = 120.0) -> tuple[int, float]:
+    """Wait until the fake API has seen no send for `quiet` seconds; (sends, seconds)."""
+    start = last_change = time.perf_counter()
+    last = sent()
+    while time.perf_counter() - start < limit:
+        time.sleep(0.5)
+        now = sent()
+        if now != last:
+            last, last_change = now, time.perf_counter()
+        elif time.perf_counter() - last_change >= quiet:
+            break
+    return last, time.perf_counter() - start
