@@ -21,16 +21,16 @@ from _workload import TENANTS
 PLANS = {
     "full": {"members": 10_000, "rounds": 5, "round_seconds": 1.5, "warmup": 0.5, "profile_replies": 600,
              "conc_rounds": 3, "conc_seconds": 1.5, "pg_members": 10_000, "pg_rounds": 3, "pg_seconds": 2.5,
-             "rt_replies": 400, "wh_rounds": 3, "wh_seconds": 5, "sweep_stored": 1_000_000,
-             "sweep_expired": 10_000, "sweep_rounds": 3, "sweep_round_limit": 8, "noop_sweeps": 30,
-             "engine_rounds": 5, "engine_seconds": 1.0, "soak_replies": 250_000, "soak_seconds": 110,
-             "soak_every": 25_000},
+             "rt_replies": 400, "wh_rounds": 3, "wh_seconds": 5, "drain_members": 2_000,
+             "sweep_stored": 1_000_000, "sweep_expired": 10_000, "sweep_rounds": 3, "sweep_round_limit": 8,
+             "noop_sweeps": 30, "engine_rounds": 5, "engine_seconds": 1.0, "soak_replies": 250_000,
+             "soak_seconds": 110, "soak_every": 25_000},
     "quick": {"members": 2_000, "rounds": 3, "round_seconds": 0.7, "warmup": 0.3, "profile_replies": 400,
               "conc_rounds": 2, "conc_seconds": 0.6, "pg_members": 1_000, "pg_rounds": 2, "pg_seconds": 1.0,
-              "rt_replies": 200, "wh_rounds": 2, "wh_seconds": 2, "sweep_stored": 100_000,
-              "sweep_expired": 1_000, "sweep_rounds": 2, "sweep_round_limit": 8, "noop_sweeps": 20,
-              "engine_rounds": 3, "engine_seconds": 0.5, "soak_replies": 25_000, "soak_seconds": 20,
-              "soak_every": 5_000},
+              "rt_replies": 200, "wh_rounds": 2, "wh_seconds": 2, "drain_members": 500,
+              "sweep_stored": 100_000, "sweep_expired": 1_000, "sweep_rounds": 2, "sweep_round_limit": 8,
+              "noop_sweeps": 20, "engine_rounds": 3, "engine_seconds": 0.5, "soak_replies": 25_000,
+              "soak_seconds": 20, "soak_every": 5_000},
 }
 MODES = ("inline", "dispatcher")
 MODE_NAMES = {"inline": "delivery before return", "dispatcher": "delivery left to a dispatcher"}

@@ -265,15 +265,19 @@ def settle_outbox(path: Path) -> str:
         db.close()
 
 
-def wait_drained(sent, quiet: float = 2.0, limit: float = 120.0) -> tuple[int, float]:
-    """Wait until the fake API has seen no send for `quiet` seconds; (sends, seconds)."""
+def wait_drained(sent, quiet: float = 2.0, limit: float = 120.0,
+                 until: int | None = None) -> tuple[int, float]:
+    """Wait until the fake API has seen `until` sends, or none for `quiet` seconds; returns
+    (sends, seconds from the start to the last send seen)."""
     start = last_change = time.perf_counter()
-    last = sent()
+    first = last = sent()
     while time.perf_counter() - start < limit:
-        time.sleep(0.5)
+        time.sleep(0.1)
         now = sent()
         if now != last:
             last, last_change = now, time.perf_counter()
+            if until is not None and last - first >= until:
+                break
         elif time.perf_counter() - last_change >= quiet:
             break
-    return last, time.perf_counter() - start
+    return last - first, last_change - start
