@@ -28,9 +28,9 @@ def replies(run):
         "- **whopfunnel**: `pm = make_plugin_manager(plugin.yaml, environ=..., transport=MockTransport)` "
         "on a copy of the template database (members joined through `on_member_join`), then "
         "`pm.hook.on_message(message=MessageReceived(...))` per reply, one thread. Sends are refused "
-        "(503, `x-should-retry: false`), so the outbox stays pending: each member's welcome failed "
-        "once at the join and waits for its retry, and the manager's clock (`clock=`) stands 5 s after "
-        "the joins, before that retry is due, so no reply makes a send attempt. Both delivery modes: "
+        "(503, `x-should-retry: false`) and the outbox stays pending: the manager's clock (`clock=`) "
+        "stands 1 s before the joins' clock, so each member's welcome, at the head of the "
+        "conversation's outbox, is not due yet and no reply makes a send attempt. Both delivery modes: "
         "*delivery before return* (today's default: commit, then the delivery check, which finds the "
         "conversation's outbox head not due) and *delivery left to a dispatcher* (the `how` column "
         "says how that mode was selected).",

@@ -298,7 +298,7 @@ def _drain(run, folder, api) -> str:
     try:
         config = str(folder / "config" / "plugin.yaml")
         cli(config, url, "db", "upgrade")
-        joins = Worker("drain-joins", Embedded, config, url, mode="inline",
+        joins = Worker("drain-joins", Embedded, config, url, mode="dispatcher",
                        clock=Clock(datetime.now(timezone.utc) - timedelta(minutes=1)))
         joins.call("join", 0, members)
         joins.close()

@@ -96,8 +96,8 @@ class Run:
 
     def build_template(self) -> None:
         """`whopfunnel db upgrade`, then every member joins through `on_member_join`, in parallel
-        workers, on a clock stopped at `template_time`, sends refused: each welcome fails once
-        and waits in the outbox for its retry (10 s later on that clock)."""
+        workers, on a clock stopped at `template_time`, with delivery left to a dispatcher: each
+        welcome waits in the outbox, due at `template_time`."""
         if self.template is not None:
             return
         path = self.disk_root / "template.db"
@@ -106,7 +106,7 @@ class Run:
         n = max(1, min(self.machine["cores"] or 1, 4))
         progress(f"template: {self.members:,} members join through on_member_join ({n} workers)")
         self.template_time = datetime.now(timezone.utc)
-        workers = [Worker(f"join-{k}", Embedded, self.config, url, mode="inline",
+        workers = [Worker(f"join-{k}", Embedded, self.config, url, mode="dispatcher",
                           clock=Clock(self.template_time)) for k in range(n)]
         try:
             for k, w in enumerate(workers):
@@ -120,10 +120,10 @@ class Run:
         self.template = path
 
     def reply_clock(self) -> Clock:
-        """Figure 1's clock: stopped 5 s after the joins, before any welcome's retry is due, so
-        with delivery before return each reply pays the delivery check, not a send attempt."""
+        """Figure 1's clock: stopped 1 s before the joins' clock, so no welcome is due yet and,
+        with delivery before return, each reply pays the delivery check but no send attempt."""
         self.build_template()
-        return Clock(self.template_time + timedelta(seconds=5))
+        return Clock(self.template_time - timedelta(seconds=1))
 
     def copy_template(self, folder: Path, name: str) -> str:
         """A consistent copy (SQLite's backup API, WAL included); returns its URL."""
