@@ -237,7 +237,8 @@ class Embedded:
         ended = getattr(box.get("r"), "total", None) or 1
         summary["ended"] = summary["calls"] = ended  # per expired conversation, not per sweep:
         summary["us_per_call"] /= ended
-        summary["top"] = [(name, calls / ended, share) for name, calls, share in summary["top"]]
+        for part in ("top", "sites"):
+            summary[part] = [(name, calls / ended, share) for name, calls, share in summary[part]]
         return summary
 
     def close(self) -> None:

@@ -228,7 +228,7 @@ def webhook(run):
         files = [write_bodies(folder / f"round{r}.tsv",
                               signed_bodies(run.members, per_round, SECRET, f"r{r}", 10 + r))
                  for r in range(p["wh_rounds"])]
-        wf, base = Series("whopfunnel serve: requests/s"), Series("empty WSGI app: requests/s")
+        wf, base = Series("whopfunnel serve", "req/s"), Series("empty WSGI app", "req/s")
         lat = {k: (Series(f"{name}: p50 latency", "ms", False), Series(f"{name}: p99 latency", "ms", False))
                for k, name in (("wf", "whopfunnel serve"), ("empty", "empty WSGI app"))}
         problems = []
