@@ -86,6 +86,10 @@ def render(run, targets: list[Target], sections: list[Section], old: str) -> str
             "members, half valid (`1`/`2`), half invalid (re-prompt; the fourth in a row goes back to "
             "the first question), so no conversation ends. Funnel: two questions with two options "
             "each, then a number input, in a loop (`bench/_workload.py`).",
+            *([f"- Template database: {run.members:,} members joined through `on_member_join` at "
+               f"{run.join_rate:,.0f} joins/s; every SQLite side of figures 1, 2, 4 and 6 starts from a "
+               "copy."]
+              if getattr(run, "join_rate", None) else []),
             f"- Rounds: {run.rounds} interleaved rounds of {run.round_seconds:g} s per side "
             "(floor, whopfunnel, peer, floor, ...), after a warm-up round. Medians, min and max are over "
             "rounds.",
