@@ -6,7 +6,7 @@ from __future__ import annotations
 from _embedded import Embedded
 from _enginecpu import EngineCpu
 from _floor import Floor
-from _harness import Series, Worker, fmt, progress, ratio, together
+from _harness import Series, Worker, fmt, paired, progress, together
 from _peer import PeerBot
 from _report import Section, Target, profile_lines
 from _run import MODE_NAMES, MODES, below_target, failed, ratio_target, short_error
@@ -98,7 +98,7 @@ def replies(run):
                 targets.append(t)
         for mode in MODES:
             side = series[("disk", mode)]
-            r = ratio(side.median, peer.median)
+            r = paired(side, peer)
             targets.append(Target(
                 f"peer_single_{mode}", f"durable replies vs the peer, one thread, {MODE_NAMES[mode]}",
                 f"{fmt(side.median, side.unit)} vs {fmt(peer.median, peer.unit)}",
@@ -186,8 +186,8 @@ def concurrency(run):
                 s.note += f"; {how}"
         sec.rows = [series[(side, kind, n)] for side in ("wf", "peer") for kind, n in CONFIGS]
         base = series[("wf", "threads", 1)]
-        scaled = {(kind, n): ratio(series[("wf", kind, n)].median, base.median) for kind, n in CONFIGS[1:]}
-        vs_peer = {(kind, n): ratio(series[("wf", kind, n)].median, series[("peer", kind, n)].median)
+        scaled = {(kind, n): paired(series[("wf", kind, n)], base) for kind, n in CONFIGS[1:]}
+        vs_peer = {(kind, n): paired(series[("wf", kind, n)], series[("peer", kind, n)])
                    for kind, n in CONFIGS}
         sec.extra += ["| concurrency | whopfunnel vs 1 thread | whopfunnel vs peer |", "|---|---|---|"]
         sec.extra += [f"| {_conc(kind, n)} | {fmt(scaled.get((kind, n), 1.0), 'x')} | "

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 from _embedded import SECRET, Clock, Embedded, cli, environ, write_config
 from _fig_local import _close
-from _harness import Series, Worker, fmt, progress, ratio, together
+from _harness import Series, Worker, fmt, paired, progress, together
 from _pgserver import MariaDatabase, PgBouncer, PgDatabase
 from _report import Section, Target, profile_lines
 from _run import below_target, failed, short_error
@@ -133,7 +133,7 @@ def postgres(run):
             t.profile = [f"- Client messages per reply: {trips['dispatcher'][1]} (Q = one simple-protocol "
                          "statement each, BEGIN and COMMIT included)."]
         targets.append(t)
-        r4 = ratio(four.median, one.median)
+        r4 = paired(four, one)
         t4 = Target("pg_workers", "PostgreSQL: 4 worker processes vs 1",
                     f"{fmt(r4, 'x')} ({fmt(four.median, four.unit)} vs {fmt(one.median, one.unit)})",
                     "≥ 2×", None if r4 is None else r4 >= 2.0, mode=how)
@@ -257,7 +257,7 @@ def webhook(run):
             + (f" (first: `{stopped['first']}`)." if stopped["first"] else "."))
         if problems:
             sec.extra.append("Problems: " + "; ".join(problems))
-        r_rps = ratio(wf.median, base.median)
+        r_rps = paired(wf, base)
         p99 = lat["wf"][1].median
         met = None if r_rps is None else (r_rps >= 0.5 and p99 is not None and p99 < 20)
         label = "`POST /webhooks/whop` vs an empty WSGI app, same waitress and threads, 8 clients"
@@ -360,7 +360,7 @@ def sweep(run):
         sec.rows = [wf, floor, none]
         sec.extra.append(f"Database: {info['stored']:,} conversations, {info['size_mb']:.0f} MB, built in "
                          f"{info['build_seconds']:.1f} s.")
-        r = ratio(wf.median, floor.median)
+        r = paired(wf, floor)
         label = f"sweep, {expired:,} expired of {stored:,} stored, vs one indexed UPDATE on a copy"
         t = Target("sweep", label,
                    f"{fmt(r, 'x')} ({fmt(wf.median, 'ms')} vs {fmt(floor.median, 'ms')}; "

@@ -155,6 +155,22 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b
 
 
+def paired(a: Series, b: Series) -> float | None:
+    """The median of the per-round ratios a/b: the rounds are interleaved, so the two sides
+    of one round shared its noise. The ratio of the medians when the rounds do not pair up."""
+    if a.values and len(a.values) == len(b.values) and all(b.values):
+        return statistics.median(x / y for x, y in zip(a.values, b.values))
+    return ratio(a.median, b.median)
+
+
+def paired_range(a: Series, b: Series) -> str:
+    """'lo–hi' of the per-round ratios, or '' when the rounds do not pair up."""
+    if not (a.values and len(a.values) == len(b.values) and all(b.values)):
+        return ""
+    ratios = [x / y for x, y in zip(a.values, b.values)]
+    return f"{min(ratios):.2f}–{max(ratios):.2f}×"
+
+
 def fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "n/a"

@@ -92,7 +92,8 @@ def render(run, targets: list[Target], sections: list[Section], old: str) -> str
               if getattr(run, "join_rate", None) else []),
             f"- Rounds: {run.rounds} interleaved rounds of {run.round_seconds:g} s per side "
             "(floor, whopfunnel, peer, floor, ...), after a warm-up round. Medians, min and max are over "
-            "rounds.",
+            "rounds; a ratio is the median of the per-round ratios (the two sides of a round ran back to "
+            "back and shared its noise).",
             f"- Storage: SQLite files on disk in `{run.disk_root}`" +
             (f" and on tmpfs in `{run.shm_root}`" if run.shm_root else " (no tmpfs available)") +
             "; WAL, synchronous=NORMAL on every SQLite side.", ""]

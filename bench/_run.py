@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from _embedded import Clock, Embedded, cli, delivery_choice, write_config
-from _harness import Series, Worker, fmt, git_commit, machine, progress, ratio, versions
+from _harness import Series, Worker, fmt, git_commit, machine, paired, paired_range, progress, versions
 from _pgserver import MYSQL, PG_ADMIN
 from _report import Target
 from _workload import TENANTS
@@ -141,15 +141,17 @@ class Run:
 def ratio_target(key: str, figure: str, side: Series, base: Series, minimum: float, *,
                  mode: str = "", vs: str = "floor", peer: Series | None = None) -> Target:
     """A 'side / base >= minimum' target."""
-    r = ratio(side.median, base.median)
+    r = paired(side, base)
+    spread = paired_range(side, base)
     measured = (f"{fmt(side.median, side.unit)} ({fmt(side.lo)}–{fmt(side.hi)}) vs "
-                f"{fmt(base.median, base.unit)} ({fmt(base.lo)}–{fmt(base.hi)})")
+                f"{fmt(base.median, base.unit)} ({fmt(base.lo)}–{fmt(base.hi)})"
+                + (f"; per round {spread}" if spread else ""))
     met = None if r is None else r >= minimum
     gap = ""
     if met is False:
         gap = (f"{fmt(r, 'x')} of the {vs} against ≥ {minimum:g}×: needs {minimum / r:.1f}× the rate "
                f"({fmt(minimum * base.median, side.unit)} instead of {fmt(side.median, side.unit)}).")
-    peer_ratio = ratio(side.median, peer.median) if peer is not None else (r if vs == "peer" else None)
+    peer_ratio = paired(side, peer) if peer is not None else (r if vs == "peer" else None)
     return Target(key, figure, measured, f"≥ {minimum:g}×", met, floor_ratio=r if vs == "floor" else None,
                   peer_ratio=peer_ratio, gap=gap, mode=mode)
 
