@@ -16,7 +16,7 @@ from datetime import timedelta
 
 log = logging.getLogger("whopfunnel")
 MAX_ATTEMPTS = 10
-BATCH = 100
+BATCH = 500
 
 
 class HookCalls:

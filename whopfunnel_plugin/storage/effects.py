@@ -35,47 +35,30 @@ class EffectQueue:
         return self.store.models.effect
 
     def claim(self, now: datetime, until: datetime, *, ids: Sequence[int] | None = None,
-              limit: int = 100) -> list[Owed]:
+              limit: int = 500) -> list[Owed]:
         """Claim owed calls: the given `ids` if nobody has them yet (the committing thread
         firing its own), or else up to `limit` that are due (by any worker)."""
-        e, token = self._e, new_token()
-        if ids is not None:
-            if not ids:
-                return []
-            where = e.id.in_(list(ids)) & e.claimed_by.is_null()
-            query = e.update(claimed_by=token, due_at=until, attempts=e.attempts + 1).where(where)
-        elif self.store.engine == "mysql":  # no subquery on the updated table; LIMIT instead
-            query = (e.update(claimed_by=token, due_at=until, attempts=e.attempts + 1)
-                     .where(e.due_at <= now).order_by(e.id).limit(limit))
-        else:
-            due = e.select(e.id).where(e.due_at <= now).order_by(e.id).limit(limit)
-            if self.store.engine == "postgres":
-                due = due.for_update("FOR UPDATE SKIP LOCKED")
-            query = (e.update(claimed_by=token, due_at=until, attempts=e.attempts + 1)
-                     .where(e.id.in_(due)))
+        if ids is not None and not ids:
+            return []
+        token, bulk = new_token(), self.store.bulk
 
         def run():
-            if query.execute() == 0:
-                return []
-            rows = list(e.select().where(e.claimed_by == token).order_by(e.id))
-            sql = self.store.sql
-            found = []
-            for row in rows:
-                record = sql.one(sql.by_id_sql, (row.conversation_id,))
-                found.append(Owed(row.id, row.kind, row.payload, row.attempts, record, token))
-            return found
+            rows = bulk.claim_effects(token, until, now, ids, limit)
+            records = bulk.records(row[1] for row in rows)
+            return [Owed(i, kind, payload, attempts, records[conv], token)
+                    for i, conv, kind, payload, attempts in rows]
 
         return self.store.transaction(run)
 
     def finish(self, owed: Iterable[Owed]) -> None:
         """Fired: forget them (only those still under our claims)."""
-        e = self._e
-        pairs = [(o.id, o.token) for o in owed]
-        if not pairs:
+        by_token: dict[str, list[int]] = {}
+        for o in owed:
+            by_token.setdefault(o.token, []).append(o.id)
+        if not by_token:
             return
-        tokens = {t for _, t in pairs}
-        query = e.delete().where(e.id.in_([i for i, _ in pairs]) & e.claimed_by.in_(list(tokens)))
-        self.store.transaction(query.execute)
+        self.store.transaction(lambda: [self.store.bulk.finish_effects(token, ids)
+                                        for token, ids in by_token.items()])
 
     def retry_later(self, owed: Owed, at: datetime) -> None:
         e = self._e

@@ -10,7 +10,6 @@ from datetime import datetime
 from peewee import fn
 
 from ..conversation.engine import Ended
-from .statements import Statements
 from .writes import effect_rows
 
 
@@ -34,32 +33,10 @@ def stored_funnel(store, version_id: int) -> tuple[str, dict]:
     return row.version, json.loads(row.definition)
 
 
-def _claim(store, query) -> list:
-    """Rows for this worker only: FOR UPDATE SKIP LOCKED where the engine has it, so
-    concurrent sweepers share the work; SQLite's IMMEDIATE transaction covers it."""
-    if store.engine == "sqlite":
-        return list(query)
-    return list(query.for_update("FOR UPDATE SKIP LOCKED"))
-
-
 def end_expired(store, now: datetime, limit: int, *, status: str, reason: str,
                 effects_due: datetime) -> list[tuple[int, str]]:
-    c = store.models.conversation
-    due = (c.select(c.id, c.experience_id)
-           .where((c.status == "active") & (c.expires_at <= now))
-           .order_by(c.expires_at).limit(limit))
-    rows = [(r.id, r.experience_id) for r in _claim(store, due)]
-    if not rows:
-        return []
-    ids = [r[0] for r in rows]
-    (c.update(status=status, end_reason=reason, active_user=None, ended_at=now, remind_at=None,
-              revision=c.revision + 1)
-     .where(c.id.in_(ids)).execute())
     owed = effect_rows((Ended(status, reason),), last_replies=None)
-    sql: Statements = store.sql
-    values = [(exp, cid, kind, payload, effects_due) for cid, exp in rows for kind, payload in owed]
-    sql.effect.execute(*values)
-    return rows
+    return store.bulk.end_expired(now, limit, status, reason, owed, effects_due)
 
 
 def due_reminders(store, now: datetime, limit: int) -> list:

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from ..errors import ConversationNotFound, DatabaseUnavailable, StorageError
 from . import pgreply, queries, schema
+from .bulk import Bulk
 from .database import (
     DEFAULT_URL,
     engine_of,
@@ -49,6 +50,7 @@ class Store:
         self.db = open_database(url)
         self.models = define(self.db)
         self.sql = Statements(self.db, self.engine, self.models)
+        self.bulk = Bulk(self.sql)
         self.outbox = Outbox(self)
         self.effects = EffectQueue(self)
         self.closed = False
