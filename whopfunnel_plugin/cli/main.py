@@ -8,6 +8,7 @@ from ..errors import FunnelError, WhopFunnelError
 from .chat import chat
 from .db import db
 from .plugins import plugins
+from .report import report
 from .serve import serve
 from .stats import stats
 from .sweep import sweep
@@ -42,7 +43,7 @@ def cli(ctx, config_path) -> None:
     ctx.obj["config_path"] = config_path
 
 
-for command in (validate, chat, sweep, db, serve, plugins, stats):
+for command in (validate, chat, sweep, db, serve, plugins, stats, report):
     cli.add_command(command)
 
 
