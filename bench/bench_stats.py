@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from _common import ROOT, machine, peak_rss_mb, summary, temp_dir
 
 from whopfunnel_plugin.funnel.model import load_funnel
-from whopfunnel_plugin.storage.stats import STEPS, Scope, funnel_stats
+from whopfunnel_plugin.storage.stats import QUERIES, Scope, funnel_stats
 from whopfunnel_plugin.storage.stats_sql import Dialect
 from whopfunnel_plugin.storage.store import Store
 
@@ -198,7 +198,8 @@ def main() -> None:
         path = args.keep or str(tmp / "stats.db")
         expected = None if os.path.exists(path) else fill(path, args.conversations, args.seed)
         url = f"sqlite:///{path}"
-        print("\nwhopfunnel stats (subprocess, wall clock, Python start-up included):")
+        print(f"\nwhopfunnel stats (subprocess, wall clock, Python start-up included; load average "
+              f"{os.getloadavg()[0]:.1f}):")
         for label, extra in (("all tenants, table", []), ("all tenants, json", ["--format", "json"]),
                              ("all tenants, csv", ["--format", "csv"]),
                              ("one tenant", ["--experience", "exp_3"]),
@@ -206,25 +207,25 @@ def main() -> None:
             times = [run_cli(url, *extra) for _ in range(args.repeat)]
             print(f"  {label:<20} {summary(times, 1, 's')}")
         store = Store(url)
-        marks = [time.perf_counter()]
-        report = funnel_stats(store, Scope(), progress=lambda done, total: marks.append(
-            time.perf_counter()))
-        print("\nin-process, one run, per statement:")
-        for name, a, b in zip(STEPS, marks, marks[1:]):
-            print(f"  {name:<20} {b - a:7.2f} s")
-        print(f"  {'total':<20} {marks[-1] - marks[0]:7.2f} s   (peak RSS {peak_rss_mb():.0f} MB)")
+        print(f"\nin-process funnel_stats (load average {os.getloadavg()[0]:.1f}):")
+        for workers in (1, 2, 2):
+            wall, cpu = time.perf_counter(), time.process_time()
+            report = funnel_stats(store, Scope(), workers=workers)
+            print(f"  workers={workers}: {time.perf_counter() - wall:6.2f} s wall, "
+                  f"{time.process_time() - cpu:6.2f} s CPU (all threads)")
+        print(f"  peak RSS {peak_rss_mb():.0f} MB")
         if expected is not None:
             check(report, expected)
-        print("\nquery plans (EXPLAIN QUERY PLAN):")
-        from whopfunnel_plugin.storage import stats_sql as q
-
+        print(f"\neach statement alone, with its plan (load average {os.getloadavg()[0]:.1f}):")
         d = Dialect(store.db, "sqlite")
-        for name, build in zip(STEPS, (q.conversations, q.reach, q.replies, q.answered,
-                                       q.text_replies, q.owner_notifications, q.answer_times,
-                                       q.split_outcomes)):
+        for name, build in QUERIES.items():
             sql, params = build(d, Scope())
+            wall, cpu = time.perf_counter(), time.process_time()
+            rows = store.db.execute_sql(sql, params).fetchall()
             plan = store.db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
-            print(f"  {name}: " + "; ".join(r[3] for r in plan))
+            print(f"  {name:<20} {time.perf_counter() - wall:6.2f} s wall "
+                  f"{time.process_time() - cpu:6.2f} s CPU, {len(rows)} rows: "
+                  + "; ".join(r[3] for r in plan))
         store.close()
 
 

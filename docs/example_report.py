@@ -121,7 +121,7 @@ def split_population(pm, clock, rng: random.Random, per_branch: dict[int, float]
     definition = json.loads(text)
     definition["blocks"]["pick"].update(type="split", options=[], message="", branches=[
         {"weight": 50, "next": "short_welcome"}, {"weight": 50, "next": "long_welcome"}])
-    with store.atomic():
+    with store.db.atomic():
         store.db.execute_sql(f"UPDATE funnels SET definition = {p} WHERE funnel_id = {p}",
                              (json.dumps(definition), "welcome-test"))
         store.db.execute_sql("UPDATE interactions SET classification = 'split', how = ''"

@@ -142,7 +142,7 @@ def split_story(pm, clock, draws: dict[int, tuple[int, int, int]]) -> None:
         "type": "split", "message": "", "next": None, "input": None, "save_as": None, "url": None,
         "escalation": None, "options": [],
         "branches": [{"weight": 50, "next": "welcome_a"}, {"weight": 50, "next": "welcome_b"}]}
-    with store.atomic():
+    with store.db.atomic():
         db.execute_sql(f"UPDATE funnels SET definition = {p} WHERE funnel_id = {p}",
                        (json.dumps(funnel), "ab"))
         db.execute_sql("UPDATE interactions SET classification = 'split', how = ''"

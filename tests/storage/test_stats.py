@@ -122,7 +122,7 @@ def test_one_connection_or_several_give_the_same_figures(analytics_pm, clock):
     onboarding_story(pm, clock)
     store = pm.runtime.store
     assert funnel_stats(store, workers=1) == funnel_stats(store, workers=2)
-    with store.atomic() as txn:  # rows the caller has not committed are only on its connection
+    with store.db.atomic() as txn:  # rows the caller has not committed are only on its connection
         store.db.execute_sql("UPDATE conversations SET status = 'completed', end_reason = "
                              "'completed' WHERE user_id = 'u_typo2'")
         inside = funnel_stats(store, Scope(experience_id="exp_1"), workers=2)

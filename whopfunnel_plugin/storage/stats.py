@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ..errors import StorageError
 from . import funnel_shape as shape
@@ -19,9 +18,9 @@ from . import stats_sql as q
 from .experiments import SplitStats, split_stats
 from .parallel import fetch_all
 from .stats_sql import Scope
-from .store import Store, engine_of
+from .store import Store
 
-__all__ = ["Scope", "funnel_stats", "open_existing", "FunnelStats", "BlockStats"]
+__all__ = ["Scope", "funnel_stats", "open_existing", "FunnelStats", "BlockStats", "QUERIES"]
 
 STATUSES = ("active", "completed", "abandoned", "handed_off", "transitioned")
 ABANDON_REASONS = ("max_invalid_responses", "timeout", "membership_ended", "manual")
@@ -99,13 +98,14 @@ class FunnelStats:
 
 def open_existing(url: str) -> Store:
     """A Store for a command that only reads: a SQLite file that is not there is an
-    error, never created. (Store(url) would create it, empty.)"""
-    if engine_of(url) == "sqlite":
-        path = urlparse(url).path[1:]
-        if path and path != ":memory:" and not Path(path).is_file():
-            raise StorageError(f"no database file {path}: create it with `whopfunnel db upgrade`, "
-                               "or name another with --db")
-    store = Store(url)
+    error, never created (connecting would create it, empty), and so is a database
+    without the current schema."""
+    store = Store(url)  # connects lazily: nothing is created yet
+    path = store.db.database if store.engine == "sqlite" else ""
+    if path and path != ":memory:" and not Path(path).is_file():
+        store.close()
+        raise StorageError(f"no database file {path}: create it with `whopfunnel db upgrade`, "
+                           "or name another with --db")
     try:
         store.check_schema()
     except BaseException:
@@ -114,12 +114,11 @@ def open_existing(url: str) -> Store:
     return store
 
 
-STEPS = ("conversations", "reach", "replies", "answered", "wording", "owner notifications",
-         "time to answer", "split tests")
-# The longest first, so that two workers finish together.
-_QUERIES = {"time to answer": q.answer_times, "replies": q.replies, "reach": q.reach,
-            "owner notifications": q.owner_notifications, "answered": q.answered,
-            "wording": q.text_replies, "split tests": q.split_outcomes}
+# The statements, the longest first, so that two workers finish together.
+QUERIES = {"time to answer": q.answer_times, "replies": q.replies, "reach": q.reach,
+            "owner notifications": q.owner_notifications, "conversations": q.conversations,
+            "answered": q.answered, "wording": q.text_replies, "split tests": q.split_outcomes}
+STEPS = tuple(QUERIES)
 
 
 def funnel_stats(store: Store, scope: Scope | None = None,
@@ -127,11 +126,10 @@ def funnel_stats(store: Store, scope: Scope | None = None,
                  workers: int = 2) -> list[FunnelStats]:
     """Every figure of `whopfunnel stats`, one FunnelStats per (tenant, funnel version)
     with conversations in the scope, ordered by tenant, funnel and first use.
-    `progress(done, total)` is called after each statement; after the first one, the
-    statements run on `workers` connections at once (see `parallel.py`)."""
+    `progress(done, total)` is called after each statement; the statements run on
+    `workers` connections at once (see `parallel.py`)."""
     scope = scope or Scope()
     d = q.Dialect(store.db, store.engine)
-    store.connect()
     finished = []
 
     def step(name: str) -> None:
@@ -139,18 +137,15 @@ def funnel_stats(store: Store, scope: Scope | None = None,
         if progress is not None:
             progress(len(finished), len(STEPS))
 
-    sql, params = q.conversations(d, scope)
-    counted = store.db.execute_sql(sql, params).fetchall()
-    step("conversations")
-    if not counted:
+    jobs = {name: build(d, scope) for name, build in QUERIES.items()}
+    rows = fetch_all(store, jobs, workers, step)
+    if not rows["conversations"]:
         return []
     found: dict[int, FunnelStats] = {}
-    definitions = _versions(store, d, sorted({r[0] for r in counted}), found)
-    jobs = {name: build(d, scope) for name, build in _QUERIES.items()}
-    rows = fetch_all(store, jobs, workers, step)
-    for name in rows:  # conversations that started after the first statement are not counted
+    definitions = _versions(store, d, sorted({r[0] for r in rows["conversations"]}), found)
+    for name in rows:  # a version first used while the statements ran: not counted
         rows[name] = [r for r in rows[name] if r[0] in found]
-    for v, status, reason, block, n in counted:
+    for v, status, reason, block, n in rows["conversations"]:
         f = found[v]
         f.started += n
         f.statuses[status] = f.statuses.get(status, 0) + n
@@ -231,17 +226,17 @@ def _wording(found, definitions, rows) -> None:
 
 
 def _answer_times(found, rows) -> None:
-    ranks: dict[tuple[int, str], tuple[int, dict[int, float]]] = {}
-    for v, block, rn, n, secs in rows:
-        ranks.setdefault((v, block), (int(n), {}))[1][int(rn)] = float(secs)
-    for (v, block), (n, values) in ranks.items():
+    ranked: dict[tuple[int, str], tuple[int, list]] = {}
+    for v, block, seconds, k, upto, n in rows:
+        ranked.setdefault((v, block), (int(n), []))[1].append((float(seconds), int(k), int(upto)))
+    for (v, block), (n, values) in ranked.items():
         b = found[v].block(block)
         b.answer_median = _round(q.percentile(values, n, "median"))
         b.answer_p90 = _round(q.percentile(values, n, "p90"))
 
 
 def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 3)  # SQLite's julianday: ms precision
+    return None if seconds is None else round(seconds, 2)  # tenths, interpolated
 
 
 def _splits(found, definitions, rows) -> None:

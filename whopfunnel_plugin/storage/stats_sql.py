@@ -48,6 +48,16 @@ class Dialect:
             return f"EXTRACT(EPOCH FROM ({later} - {earlier}))"
         return f"(TIMESTAMPDIFF(MICROSECOND, {earlier}, {later}) / 1000000.0)"
 
+    def tenths(self, seconds: str) -> str:
+        """Seconds rounded to a tenth (PostgreSQL rounds numerics, not floats)."""
+        return f"ROUND(CAST({seconds} AS NUMERIC), 1)" if self.engine == "postgres" else \
+            f"ROUND({seconds}, 1)"
+
+    def integer(self, expr: str) -> str:
+        """An integer (PostgreSQL's and MariaDB's SUM of integers is a numeric)."""
+        kind = {"postgres": "BIGINT", "mysql": "SIGNED"}.get(self.engine)
+        return f"CAST({expr} AS {kind})" if kind else expr
+
     def div(self, a: str, b: int) -> str:
         """Integer division of non-negative integers."""
         return f"(({a}) DIV {b})" if self.engine == "mysql" else f"(({a}) / {b})"
@@ -152,29 +162,34 @@ def owner_notifications(d: Dialect, scope: Scope) -> tuple[str, list]:
 
 
 def answer_times(d: Dialect, scope: Scope) -> tuple[str, list]:
-    """(version id, block, rank, count, seconds): the ranks around the median and the 90th
-    percentile of the time to a valid answer per block, for linear interpolation (what
-    PostgreSQL's percentile_cont does). The time runs from the previous reply in the
-    conversation (the moment the bot last asked) or, for its first reply, its start.
+    """(version id, block, seconds, replies, replies up to these seconds, all replies): the
+    values around the median and the 90th percentile of the time to a valid answer per
+    block, for linear interpolation (what PostgreSQL's percentile_cont does), in tenths
+    of a second. The time runs from the previous reply in the conversation (the moment
+    the bot last asked) or, for its first reply, the conversation's start.
 
-    The previous reply is found per valid reply through the (conversation_id, id) index,
-    joined rather than a scalar subquery in the expression (SQLite would evaluate that
-    once per use of `secs`); on SQLite this is about twice as fast as LAG() over every
-    reply. One named window gives both the rank and the count: one sort."""
+    Cost matters here (on SQLite every sort is a sorter pass over the rows): the previous
+    reply is joined through the (conversation_id, id) index rather than found by LAG()
+    over every reply; the replies are grouped by their tenth of a second before the
+    running count, and one named window gives the running and the total count."""
     cond, params = where(d, scope, f"{d.q('i.classification')} = 'valid'")
     previous = (f"(SELECT MAX({d.q('p2.id')}) FROM {d.q('interactions')} p2"
                 f" WHERE {d.q('p2.conversation_id')} = {d.q('i.conversation_id')}"
                 f" AND {d.q('p2.id')} < {d.q('i.id')})")
     asked = f"COALESCE({d.q('p.created_at')}, {d.q('c.started_at')})"
     timed = (f"SELECT {d.q('c.funnel_version_id')} AS v, {d.q('i.block')} AS b,"
-             f" {d.seconds(d.q('i.created_at'), asked)} AS secs FROM {_join(d, 'i', scope)}"
+             f" {d.tenths(d.seconds(d.q('i.created_at'), asked))} AS s"
+             f" FROM {_join(d, 'i', scope)}"
              f" LEFT JOIN {d.q('interactions')} p ON {d.q('p.id')} = {previous}{cond}")
-    ranked = ("SELECT v, b, secs, ROW_NUMBER() OVER w AS rn, COUNT(*) OVER (w ROWS BETWEEN"
-              f" UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n FROM ({timed}) y"
-              " WINDOW w AS (PARTITION BY v, b ORDER BY secs)")
-    ranks = ", ".join(f"1 + {d.div(f'{num} * (n - 1){extra}', den)}"
-                      for num, den in QUANTILES.values() for extra in ("", f" + {den - 1}"))
-    return f"SELECT v, b, rn, n, secs FROM ({ranked}) z WHERE rn IN ({ranks})", params
+    grouped = f"SELECT v, b, s, COUNT(*) AS k FROM ({timed}) x GROUP BY v, b, s"
+    running = d.integer("SUM(k) OVER (w ROWS UNBOUNDED PRECEDING)")
+    total = d.integer("SUM(k) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)")
+    counted = (f"SELECT v, b, s, k, {running} AS upto, {total} AS n"
+               f" FROM ({grouped}) y WINDOW w AS (PARTITION BY v, b ORDER BY s)")
+    ranks = [f"1 + {d.div(f'{num} * (n - 1){extra}', den)}"
+             for num, den in QUANTILES.values() for extra in ("", f" + {den - 1}")]
+    covers = " OR ".join(f"(upto - k < {r} AND {r} <= upto)" for r in ranks)
+    return f"SELECT v, b, s, k, upto, n FROM ({counted}) z WHERE {covers}", params
 
 
 def split_outcomes(d: Dialect, scope: Scope) -> tuple[str, list]:
@@ -193,13 +208,18 @@ def versions(d: Dialect, ids: list[int]) -> tuple[str, list]:
     return f"SELECT {cols} FROM {d.q('funnels')} WHERE {d.q('id')} IN ({marks})", list(ids)
 
 
-def percentile(ranks: dict[int, float], n: int, name: str) -> float | None:
-    """The `QUANTILES[name]` quantile of n sorted values, of which `ranks` (1-based rank ->
-    value) holds the two around it: linear interpolation, as percentile_cont does."""
+def percentile(rows: list[tuple[float, int, int]], n: int, name: str) -> float | None:
+    """The `QUANTILES[name]` quantile of n sorted values given as (value, how many,
+    how many up to this value) rows that include the ones around it: linear
+    interpolation between the two closest ranks, as percentile_cont does."""
     num, den = QUANTILES[name]
     lo, rest = divmod(num * (n - 1), den)
-    low = ranks.get(1 + lo)
-    if n == 0 or low is None:
+
+    def at(rank: int) -> float | None:
+        return next((v for v, k, upto in rows if upto - k < rank <= upto), None)
+
+    low = at(1 + lo) if n else None
+    if low is None:
         return None
-    high = ranks.get(2 + lo, low) if rest else low
-    return low + (high - low) * rest / den
+    high = at(2 + lo) if rest else low
+    return low + ((low if high is None else high) - low) * rest / den
