@@ -137,7 +137,8 @@ def fill(path: str, conversations: int, seed: int, chunk: int = 20_000) -> dict:
             active = status == "active"
             convs.append((cid, exp, f"u{cid}", f"u{cid}" if active else None,
                           versions[tenant, funnel_id], funnel_id, final, status, reason, 0, "{}",
-                          0, 0, started.isoformat(" "), when.isoformat(" "),
+                          int(any(step[0] == N for step in steps)), 0, started.isoformat(" "),
+                          when.isoformat(" "),
                           (when + timedelta(hours=24)).isoformat(" "),
                           None if active else when.isoformat(" "), 1))
         with db:

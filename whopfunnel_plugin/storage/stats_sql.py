@@ -153,12 +153,15 @@ def owner_notifications(d: Dialect, scope: Scope) -> tuple[str, list]:
     first = (f"(SELECT {d.q('n.block')} FROM {d.q('interactions')} n"
              f" WHERE {d.q('n.conversation_id')} = {d.q('c.id')} AND {d.q('n.action')} = 'notify_owner'"
              f" ORDER BY {d.q('n.id')} LIMIT 1)")
-    cond, params = where(d, scope, f"{d.q('m.direction')} = 'out'",
-                         f"{d.q('m.recipient')} = 'owner'")
-    sql = (f"SELECT {d.q('c.funnel_version_id')},"
+    # Only conversations whose owner was told can have owner messages: testing the flag
+    # first skips the index probe into messages for all the others.
+    cond, params = where(d, scope, f"{d.q('c.owner_notified')} = {d.p}",
+                         f"{d.q('m.direction')} = 'out'", f"{d.q('m.recipient')} = 'owner'")
+    version = ("+" if d.engine == "sqlite" else "") + d.q("c.funnel_version_id")
+    sql = (f"SELECT {version},"
            f" CASE WHEN {d.q('m.idempotency_key')} LIKE {d.p} THEN {d.q('c.block')} ELSE {first} END,"
            f" COUNT(*) FROM {_join(d, 'm', scope)}{cond} GROUP BY 1, 2")
-    return sql, ["%-handoff", *params]
+    return sql, ["%-handoff", True, *params]
 
 
 def answer_times(d: Dialect, scope: Scope) -> tuple[str, list]:
