@@ -178,8 +178,11 @@ def funnel_stats(store: Store, scope: Scope | None = None,
 
 def _versions(store: Store, d: q.Dialect, ids: list[int], found: dict) -> dict[int, dict]:
     definitions = {}
-    sql, params = q.versions(d, ids)
-    for vid, exp, funnel_id, version, text, created in store.db.execute_sql(sql, params):
+    rows = []
+    for start in range(0, len(ids), 500):  # old SQLite builds allow 999 parameters
+        sql, params = q.versions(d, ids[start:start + 500])
+        rows += store.db.execute_sql(sql, params).fetchall()
+    for vid, exp, funnel_id, version, text, created in rows:
         definition = json.loads(text)
         definitions[vid] = definition
         when = created if isinstance(created, str) else created.isoformat(" ")
