@@ -1,185 +1,171 @@
-"""Funnel analytics: `funnel_stats` and `whopfunnel stats` after real conversations."""
+"""Funnel analytics with known numbers, on every engine: `funnel_stats` after conversations
+run through the public embedding API (see `tests/analytics_data.py` for the story)."""
 
 from __future__ import annotations
 
-import itertools
+import sqlite3
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from click.testing import CliRunner
 
-from whopfunnel_plugin.cli import cli
-from whopfunnel_plugin.events import MemberJoined, MessageReceived
-from whopfunnel_plugin.funnel.model import load_funnel
-from whopfunnel_plugin.service.host import Host
-from whopfunnel_plugin.storage.stats import BlockStats, funnel_stats
-from whopfunnel_plugin.storage.store import Store
+from whopfunnel_plugin.errors import SchemaOutOfDate, StorageError
+from whopfunnel_plugin.storage.stats import Scope, funnel_stats, open_existing
 
-from ..conftest import FUNNELS
-
-FUNNEL_SET = {name: load_funnel(FUNNELS / f"{name}.yaml") for name in ("onboarding", "qualification")}
+from ..analytics_data import ENGINES, analytics_pm_fixture, onboarding_story  # noqa: F401
 
 
-def drive(store, clock):
-    """Conversations in two tenants: one of each ending, and some still running."""
-    host = Host(store, FUNNEL_SET, clock=clock,
-                route=lambda e: "qualification" if e.product_id == "prod_q" else "onboarding")
-    ids = itertools.count()
-
-    def join(user, exp="exp_1", **kw):
-        host.join(MemberJoined(experience_id=exp, user_id=user, **kw))
-
-    def say(user, *texts, exp="exp_1"):
-        for text in texts:
-            host.message(MessageReceived(experience_id=exp, user_id=user, text=text,
-                                         message_id=f"m{next(ids)}"))
-
-    join("u_late")
-    say("u_late", "1")                                 # waits on email, then times out
-    clock.advance(hours=25)
-    assert host.sweep().total == 1
-    join("u_done")
-    say("u_done", "1", "nope", "ada@example.com", "no thanks")  # completed, 1 invalid on email
-    join("u_esc")
-    say("u_esc", "what?", "huh", "no idea")            # abandoned by the escalation ladder
-    join("u_wait")
-    say("u_wait", "1", "not-an-email")                 # still active on email
-    join("q_1", "exp_2", product_id="prod_q")
-    say("q_1", "beginner", exp="exp_2")                # active on the second question
-    join("o_1", "exp_2")
-    say("o_1", "2", exp="exp_2")                       # completed at once
+def figures(f):
+    """Every per-block figure: (type, reached, answered, dropped, waiting, invalid,
+    ambiguous, owner notifications, median and p90 seconds to answer)."""
+    return {b.block: (b.type, b.reached, b.answered, b.dropped, b.waiting, b.invalid, b.ambiguous,
+                      b.owner_notifications, b.answer_median, b.answer_p90) for b in f.blocks}
 
 
-def blocks(f):
-    return {name: (b.reached, b.here_now, b.dropped, b.invalid) for name, b in f.blocks.items()}
+def options(f):
+    return {(b.block, o.number): (o.text, o.chosen, o.by) for b in f.blocks for o in b.options}
 
 
-def test_funnel_stats_per_funnel_and_tenant(store, clock):
-    drive(store, clock)
-    report = funnel_stats(store)
-    assert [(f.experience_id, f.funnel_id) for f in report] == [
-        ("exp_1", "onboarding"), ("exp_2", "onboarding"), ("exp_2", "qualification")]
-    one, two_onboarding, two_qualification = report
-
-    assert one.started == 4
-    assert one.statuses == {"active": 1, "completed": 1, "abandoned": 2}
-    assert one.end_reasons == {"completed": 1, "max_invalid_responses": 1, "timeout": 1}
-    #                      reached waiting dropped invalid
-    assert blocks(one) == {"welcome": (4, 0, 1, 3),
-                           "trading_guide": (3, 0, 0, 0),
-                           "email": (3, 1, 1, 2),
-                           "offer": (1, 0, 0, 0),
-                           "goodbye": (1, 0, 0, 0)}
-
-    assert (two_onboarding.started, two_onboarding.statuses, two_onboarding.end_reasons) == (
-        1, {"completed": 1}, {"completed": 1})
-    assert blocks(two_onboarding) == {"welcome": (1, 0, 0, 0), "goodbye": (1, 0, 0, 0)}
-    assert (two_qualification.started, two_qualification.statuses,
-            two_qualification.end_reasons) == (1, {"active": 1}, {})
-    assert blocks(two_qualification) == {"experience_qualification": (1, 0, 0, 0),
-                                         "pain_point_qualification": (1, 1, 0, 0)}
+def by(number=0, text=0, synonym=0, ordinal=0, typo=0):
+    return {"number": number, "text": text, "synonym": synonym, "ordinal": ordinal, "typo": typo}
 
 
-def test_funnel_stats_for_one_tenant(store, clock):
-    drive(store, clock)
-    report = funnel_stats(store, "exp_2")
-    assert [(f.experience_id, f.funnel_id, f.started) for f in report] == [
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_figure_per_funnel_version_and_tenant(analytics_pm, clock, engine):
+    pm = analytics_pm(engine)
+    onboarding_story(pm, clock)
+    report = funnel_stats(pm.runtime.store)
+    assert [(f.experience_id, f.funnel_id, f.name) for f in report] == [
+        ("exp_1", "onboarding", "Onboarding"), ("exp_2", "onboarding", "Onboarding"),
+        ("exp_2", "qualification", "Qualification")]
+    one, two, qual = report
+    assert one.version == two.version and len(one.version) == 16
+    assert one.first_used == "2026-03-01T12:00:00Z"
+
+    assert one.started == 8
+    assert one.statuses == {"active": 1, "completed": 2, "abandoned": 4, "handed_off": 1,
+                            "transitioned": 0}
+    assert one.abandoned_by_reason == {"max_invalid_responses": 1, "timeout": 2,
+                                       "membership_ended": 1, "manual": 0}
+    assert one.end_reasons == {"completed": 2, "max_invalid_responses": 1, "timeout": 2,
+                               "membership_ended": 1, "handoff": 1}
+    assert [(e.block, e.type, e.count, e.rate) for e in one.endings] == [
+        ("goodbye", "end", 2, 0.25), ("handoff", "handoff", 1, 0.125)]
+
+    # breadth-first from `welcome`: its options' blocks, then theirs
+    assert figures(one) == {
+        #              type  reached answered dropped waiting invalid ambig. owner median  p90
+        "welcome": ("question", 8, 5, 2, 1, 3, 0, 1, 12.0, 44.0),
+        "trading_guide": ("message", 4, 0, 0, 0, 0, 0, 0, None, None),
+        "goodbye": ("end", 2, 0, 0, 0, 0, 0, 0, None, None),
+        "email": ("input", 4, 2, 2, 0, 1, 0, 0, 37.5, 43.5),
+        "offer": ("question", 2, 2, 0, 0, 0, 0, 0, 27.5, 37.5),
+        "handoff": ("handoff", 1, 0, 0, 0, 0, 0, 1, None, None),
+    }
+    assert list(figures(one)) == ["welcome", "trading_guide", "goodbye", "email", "offer", "handoff"]
+    steps = {b.block: [(s.step, s.action, s.count) for s in b.escalation] for b in one.blocks}
+    assert steps == {"welcome": [(1, "reprompt", 1), (2, "notify_owner", 1), (3, "abandon", 1)],
+                     "trading_guide": [], "goodbye": [], "email": [(1, "reprompt", 1)],
+                     "offer": [], "handoff": []}
+    assert options(one) == {
+        ("welcome", 1): ("Trading & Investing", 4, by(number=2, synonym=1, typo=1)),
+        ("welcome", 2): ("Just exploring for now", 1, by(ordinal=1)),
+        ("offer", 1): ("Yes, book me", 1, by(synonym=1)),
+        ("offer", 2): ("No thanks", 1, by(text=1)),
+    }
+    ended = {b.block: b.ended for b in one.blocks if b.ended}
+    assert ended == {"welcome": {"abandoned": 2}, "goodbye": {"completed": 2},
+                     "email": {"abandoned": 2}, "handoff": {"handed_off": 1}}
+    assert one.splits == []
+
+    assert (two.started, two.statuses["completed"], two.endings[0].rate) == (1, 1, 1.0)
+    assert options(two)[("welcome", 2)] == ("Just exploring for now", 1, by(number=1))
+    assert figures(two)["welcome"] == ("question", 1, 1, 0, 0, 0, 0, 0, 3.0, 3.0)
+
+    assert (qual.started, qual.statuses["active"], qual.end_reasons) == (1, 1, {})
+    assert figures(qual)["experience_qualification"] == ("question", 1, 1, 0, 0, 0, 1, 0, 7.0, 7.0)
+    assert figures(qual)["pain_point_qualification"] == ("question", 1, 0, 0, 1, 0, 0, 0, None, None)
+    assert options(qual)[("experience_qualification", 1)] == (
+        "Beginner (under 1 year)", 1, by(synonym=1))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_scope_filters_tenant_funnel_and_start_date(analytics_pm, clock, engine):
+    pm = analytics_pm(engine)
+    start = clock.now()
+    onboarding_story(pm, clock)
+    store = pm.runtime.store
+    only = funnel_stats(store, Scope(experience_id="exp_2"))
+    assert [(f.experience_id, f.funnel_id, f.started) for f in only] == [
         ("exp_2", "onboarding", 1), ("exp_2", "qualification", 1)]
-    assert funnel_stats(store, "exp_nobody") == []
+    assert [f.funnel_id for f in funnel_stats(store, Scope(funnel_id="qualification"))] == [
+        "qualification"]
+    assert funnel_stats(store, Scope(experience_id="exp_nobody")) == []
+    # u_done, u_esc, u_hand and u_typo joined in the first 8 minutes; the others later
+    cut = start + timedelta(minutes=8)
+    early = funnel_stats(store, Scope(until=cut))
+    assert [(f.experience_id, f.started) for f in early] == [("exp_1", 4)]
+    assert figures(early[0])["welcome"][:7] == ("question", 4, 3, 1, 0, 3, 0)
+    late = funnel_stats(store, Scope(experience_id="exp_1", since=cut))
+    assert [(f.started, f.statuses["active"], f.statuses["completed"]) for f in late] == [(4, 1, 1)]
 
 
-def test_ambiguous_replies_are_counted_apart_from_invalid(sqlite_store, clock):
-    host = Host(sqlite_store, {"qualification": FUNNEL_SET["qualification"]}, clock=clock)
-    host.join(MemberJoined(experience_id="exp_1", user_id="u"))
-    host.message(MessageReceived(experience_id="exp_1", user_id="u", message_id="m1",
-                                 text="1 or 3"))
-    host.message(MessageReceived(experience_id="exp_1", user_id="u", message_id="m2",
-                                 text="no clue"))
-    (f,) = funnel_stats(sqlite_store)
-    b = f.blocks["experience_qualification"]
-    assert (b.reached, b.here_now, b.dropped, b.invalid, b.ambiguous) == (1, 1, 0, 1, 1)
+def test_progress_is_reported_after_each_statement(analytics_pm, clock):
+    pm = analytics_pm()
+    onboarding_story(pm, clock)
+    calls = []
+    funnel_stats(pm.runtime.store, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(n, 8) for n in range(1, 9)]
 
 
-def test_message_blocks_passed_through_count_as_reached(sqlite_store, clock):
-    drive(sqlite_store, clock)
-    one = funnel_stats(sqlite_store, "exp_1")[0]
-    # u_late, u_done and u_wait were all sent the free guide on their way to the email question
-    assert one.blocks.get("trading_guide", BlockStats("trading_guide")).reached == 3
+def test_one_connection_or_several_give_the_same_figures(analytics_pm, clock):
+    pm = analytics_pm()
+    onboarding_story(pm, clock)
+    store = pm.runtime.store
+    assert funnel_stats(store, workers=1) == funnel_stats(store, workers=2)
+    with store.db.atomic() as txn:  # rows the caller has not committed are only on its connection
+        store.db.execute_sql("UPDATE conversations SET status = 'completed', end_reason = "
+                             "'completed' WHERE user_id = 'u_typo2'")
+        inside = funnel_stats(store, Scope(experience_id="exp_1"), workers=2)
+        txn.rollback()
+    assert funnel_stats(store, Scope(experience_id="exp_1"))[0].statuses["active"] == 1
+    assert (inside[0].statuses["active"], inside[0].statuses["completed"]) == (0, 3)
 
 
-# -- the command ------------------------------------------------------------------------------
+def test_a_database_with_nothing_in_it(sqlite_store):
+    assert funnel_stats(sqlite_store) == []
 
 
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("WHOPFUNNEL_CONFIG", raising=False)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
-
-
-@pytest.fixture
-def database(tmp_path, db_url_factory):
-    url = db_url_factory("sqlite")
-    (tmp_path / "plugin.yaml").write_text(f"database: {url}\n")
-    return url
+def test_open_existing_never_creates_a_sqlite_file(tmp_path):
+    missing = tmp_path / "nothing.db"
+    with pytest.raises(StorageError) as failed:
+        open_existing(f"sqlite:///{missing}")
+    assert str(failed.value) == (f"no database file {missing}: create it with `whopfunnel db "
+                                 "upgrade`, or name another with --db")
+    assert not missing.exists()
+    conn = sqlite3.connect(missing)  # a database, but not ours
+    conn.execute("CREATE TABLE other (x)")
+    conn.close()
+    with pytest.raises(SchemaOutOfDate, match="run `whopfunnel db upgrade`"):
+        open_existing(f"sqlite:///{missing}")
 
 
-def test_the_stats_command(run, database, clock):
-    store = Store(database)
-    store.upgrade()
-    try:
-        drive(store, clock)
-    finally:
-        store.close()
-    result = run("stats")
-    assert result.exit_code == 0
-    header = "  block                         reached  waiting  dropped  invalid"
-    assert result.output.splitlines() == [
-        "exp_1 / onboarding: 4 conversations, 1 active; ended: completed 1, "
-        "max_invalid_responses 1, timeout 1",
-        header,
-        "  welcome                             4        0        1        3",
-        "  email                               3        1        1        2",
-        "  trading_guide                       3        0        0        0",
-        "  goodbye                             1        0        0        0",
-        "  offer                               1        0        0        0",
-        "exp_2 / onboarding: 1 conversation, 0 active; ended: completed 1",
-        header,
-        "  goodbye                             1        0        0        0",
-        "  welcome                             1        0        0        0",
-        "exp_2 / qualification: 1 conversation, 1 active; ended: none yet",
-        header,
-        "  experience_qualification            1        0        0        0",
-        "  pain_point_qualification            1        1        0        0",
-    ]
+def test_a_definition_from_a_newer_whopfunnel_still_orders_its_blocks():
+    from whopfunnel_plugin.storage.funnel_shape import block_order
 
-    scoped = run("stats", "--experience", "exp_2")
-    assert scoped.exit_code == 0
-    assert "exp_1" not in scoped.output
-    assert [line for line in scoped.output.splitlines() if " / " in line] == [
-        "exp_2 / onboarding: 1 conversation, 0 active; ended: completed 1",
-        "exp_2 / qualification: 1 conversation, 1 active; ended: none yet"]
+    definition = {"start": "s", "escalation": [{"message": "x", "action": "goto", "goto": "help"}],
+                  "blocks": {"orphan": {"type": "end"}, "help": {"type": "end"},
+                             "a": {"type": "question", "options": [{"next": "end"}],
+                                   "escalation": None},
+                             "s": {"type": "split", "branches": [{"weight": 1, "next": "a"},
+                                                                 {"weight": 1, "next": "b"}]},
+                             "b": {"type": "wizard", "next": "end"}, "end": {"type": "end"}}}
+    assert block_order(definition, ["gone", "a"]) == ["s", "a", "b", "end", "help", "orphan", "gone"]
 
 
-def test_the_stats_command_on_an_empty_database(run, database, tmp_path):
-    store = Store(database)
-    store.upgrade()
-    store.close()
-    result = run("stats")
-    assert (result.exit_code, result.output) == (0, "no conversations yet\n")
-    other = tmp_path / "other.yaml"
-    other.write_text(f"database: {database}\n")
-    result = run("stats", "--experience", "exp_1", "--config", other)
-    assert (result.exit_code, result.output) == (0, "no conversations yet\n")
+def test_the_since_filter_compares_like_the_stored_times(sqlite_store):
+    """SQLite keeps times as text: the parameter must be written the same way."""
+    from whopfunnel_plugin.storage.stats_sql import Dialect
 
-
-def test_the_stats_command_refuses_a_database_without_the_schema(run, database):
-    result = run("stats")
-    assert result.exit_code == 1
-    assert result.output.count("\n") == 1
-    assert result.output.startswith("error: ")
-    assert "run `whopfunnel db upgrade`" in result.output
+    d = Dialect(sqlite_store.db, "sqlite")
+    assert d.when(datetime(2026, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))) == \
+        "2026-03-01 12:00:00"

@@ -11,6 +11,7 @@ from .db import db
 from .fake_whop import fake_whop
 from .graph import graph
 from .plugins import plugins
+from .report import report
 from .serve import serve
 from .stats import stats
 from .sweep import sweep
@@ -47,7 +48,7 @@ def cli(ctx, config_path) -> None:
 
 
 for command in (validate, chat, test, graph, sweep, db, serve, fake_whop, plugins, stats,
-                conversations):
+                report, conversations):
     cli.add_command(command)
 
 

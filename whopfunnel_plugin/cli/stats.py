@@ -1,32 +1,43 @@
-"""`whopfunnel stats`: funnel reach, drop-off and end reasons."""
+"""`whopfunnel stats`: funnel analytics per funnel version and tenant, as a table, JSON or CSV."""
 
 from __future__ import annotations
 
 import click
 
-from .options import config_option, current_config, plural
+from .options import config_option
+from .scope import Progress, describe, scope_options
+
+
+def gather(url: str, scope):
+    """Every figure for the scope, with a progress bar on a terminal if it takes a while.
+    Only reads: a missing SQLite file is an error, not a new empty database."""
+    from ..storage.stats import funnel_stats, open_existing
+
+    store = open_existing(url)
+    progress = Progress("aggregating")
+    try:
+        return funnel_stats(store, scope, progress=progress)
+    finally:
+        progress.close()
+        store.close()
 
 
 @click.command()
-@click.option("--experience", "experience_id", default=None, help="Only this tenant.")
-@config_option
-def stats(experience_id) -> None:
-    """Per-block reach, drop-off and end reasons per funnel and tenant."""
-    from ..storage import Store
-    from ..storage.stats import funnel_stats
+@config_option  # outermost: --config is known before the database URL is looked up
+@scope_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True, help="Output format.")
+def stats(url, scope, fmt) -> None:
+    """Funnel analytics per funnel version and tenant: conversations and how they ended,
+    per block in funnel order (reach, answers, drop-off, invalid and ambiguous replies,
+    escalation steps, owner notifications, time to answer), per option, and split tests."""
+    from . import stats_format
 
-    store = Store(current_config().database_url())
-    try:
-        store.check_schema()
-        report = funnel_stats(store, experience_id)
-    finally:
-        store.close()
-    if not report:
-        click.echo("no conversations yet")
-    for f in report:
-        ends = ", ".join(f"{k} {v}" for k, v in sorted(f.end_reasons.items())) or "none yet"
-        click.echo(f"{f.experience_id} / {f.funnel_id}: {plural(f.started, 'conversation')}, "
-                   f"{f.statuses.get('active', 0)} active; ended: {ends}")
-        click.echo(f"  {'block':<28} {'reached':>8} {'waiting':>8} {'dropped':>8} {'invalid':>8}")
-        for b in sorted(f.blocks.values(), key=lambda b: (-b.reached, b.block)):
-            click.echo(f"  {b.block:<28} {b.reached:>8} {b.here_now:>8} {b.dropped:>8} {b.invalid:>8}")
+    report = gather(url, scope)
+    filters = describe(scope)
+    if fmt == "json":
+        click.echo(stats_format.as_json(report, filters, scope), nl=False)
+    elif fmt == "csv":
+        click.echo(stats_format.as_csv(report), nl=False)
+    else:
+        click.echo(stats_format.table(report, filters), nl=False)
