@@ -222,6 +222,12 @@ class Embedded:
         took = time.perf_counter() - start
         return {"seconds": took, "ended": getattr(result, "total", None)}
 
+    def fire_due(self) -> dict:
+        """Fire the hook calls owed (what the server's hooks job does after a sweep)."""
+        start = time.perf_counter()
+        fired = self.pm.runtime.host.fire_due()
+        return {"seconds": time.perf_counter() - start, "fired": fired}
+
     def sweeps(self, count: int) -> list[float]:
         host = self.pm.runtime.host
         out = []

@@ -323,9 +323,12 @@ def sweep(run):
         "- The database is made by `whopfunnel db upgrade`; one member per tenant joins through "
         "`on_member_join`, and one `INSERT ... SELECT` copies those rows to the stored count (only the "
         "member ids and `expires_at` differ; `bench/_sweep.py`).",
-        "- **whopfunnel**: `pm.runtime.host.sweep()` on a manager built with "
-        "`make_plugin_manager(..., clock=...)`, one minute after the due rows expired, hooks "
-        "(`on_timeout`, `on_conversation_end`) fired inline; on a fresh copy of the database each round.",
+        "- **whopfunnel**: `pm.runtime.host.sweep()` on a manager built as `whopfunnel serve` "
+        "builds it (`make_plugin_manager(..., clock=..., delivery='dispatcher')`), one minute after "
+        "the due rows expired, on a fresh copy of the database each round: it ends the conversations "
+        "and owes their hook calls, set-based. The owed calls (`on_timeout`, `on_conversation_end`) "
+        "are then fired as the hooks job fires them, timed on their own row (no target: it is "
+        "per-call plugin code).",
         "- **floor**: one `UPDATE conversations SET status, end_reason, active_user, ended_at, revision "
         "WHERE status = 'active' AND expires_at <= ?` in one transaction, on another fresh copy.",
         "- **nothing expired**: the same call a minute before anything expires, repeated."])
@@ -337,6 +340,7 @@ def sweep(run):
         info = w.call("info")
         noop = w.call("nothing_expired", p["noop_sweeps"])
         floor, wf = Series("floor: one indexed UPDATE", "ms", False), Series("whopfunnel sweep", "ms", False)
+        hooks = Series("then: firing the owed hook calls", "ms", False)
         plan = ended = None
         for r in range(p["sweep_rounds"]):
             f = w.call("floor")
@@ -345,6 +349,9 @@ def sweep(run):
             res = w.call("sweep")
             wf.add(res["seconds"] * 1e3)
             ended = res["ended"]
+            if "hooks_seconds" in res:
+                hooks.add(res["hooks_seconds"] * 1e3)
+                hooks.note = f"{res['hooks_fired']:,} hook calls fired"
             progress(f"sweep: round {r + 1}/{p['sweep_rounds']}: sweep {res['seconds']:.2f} s "
                      f"({res['ended']} ended), UPDATE {f['seconds']:.3f} s")
             if res["seconds"] > p["sweep_round_limit"]:
@@ -357,7 +364,7 @@ def sweep(run):
         for v in noop:
             none.add(v * 1e3)
         none.note = f"{len(noop)} sweeps"
-        sec.rows = [wf, floor, none]
+        sec.rows = [wf, floor, hooks, none] if hooks.values else [wf, floor, none]
         sec.extra.append(f"Database: {info['stored']:,} conversations, {info['size_mb']:.0f} MB, built in "
                          f"{info['build_seconds']:.1f} s.")
         r = paired(wf, floor)

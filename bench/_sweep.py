@@ -9,8 +9,10 @@ copied as is, except the member ids, which must differ, and `expires_at`: the fi
 `conversations` table and its `user_id`, `active_user`, `expires_at` and `experience_id`
 columns are assumed; every other column follows the package's schema.
 
-The sweep runs as an embedding host runs it: `pm.runtime.host.sweep()` on a manager
-built with `make_plugin_manager(..., clock=...)`, hooks fired inline.
+The sweep runs as `whopfunnel serve` runs it: `pm.runtime.host.sweep()` on a manager built
+with `make_plugin_manager(..., clock=..., delivery="dispatcher")`, which ends the expired
+conversations and owes their hook calls in a few set-based statements; the hooks job then
+fires the owed calls (third-party code, one call each), timed on its own.
 """
 
 from __future__ import annotations
@@ -125,7 +127,11 @@ class SweepBench:
     def sweep(self, profile: bool = False) -> dict:
         """`pm.runtime.host.sweep()` a minute after the due rows expired, on a fresh copy."""
         path = self._copy("sweep_wf.db")
-        pm = Embedded(self.config, self.url(path), clock=Clock(self.due + timedelta(minutes=1)))
+        pm = Embedded(self.config, self.url(path), clock=Clock(self.due + timedelta(minutes=1)),
+                      mode="dispatcher")
         result = pm.profile_sweep() if profile else pm.sweep()
+        if not profile:
+            fired = pm.fire_due()
+            result.update(hooks_seconds=fired["seconds"], hooks_fired=fired["fired"])
         pm.close()
         return result

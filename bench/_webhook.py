@@ -211,8 +211,12 @@ class WebhookInProcess:
         from whopfunnel_plugin import make_plugin_manager
         from whopfunnel_plugin.service.server import wire
 
+        import inspect
+
+        served = ({"delivery": "dispatcher"}  # what `whopfunnel serve` builds
+                  if "delivery" in inspect.signature(make_plugin_manager).parameters else {})
         self.pm = make_plugin_manager(config, environ=env, transport=_tinywhop.accepting_transport(),
-                                      entrypoints=False)
+                                      entrypoints=False, **served)
         self.app, self.jobs = wire(self.pm, env)
 
     def _call(self, msg_id, ts, sig, body) -> str:

@@ -14,6 +14,7 @@ after `alert_after` failures it is marked `failed` (still retried) and
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,11 +47,16 @@ class Dispatcher:
         self.batch_size = batch_size
         self.keeper = keeper or LeaseKeeper(store, clock)
         self.on_send = on_send  # (message, sent?, seconds): the log line and metrics
+        # Set when the service stops: a pass over a long backlog ends after the message in
+        # flight (what is left waits in the outbox, for this or another worker).
+        self.stopping = threading.Event()
 
     def run_once(self) -> DeliveryResult:
         """Deliver every due message (one pass), conversation by conversation."""
         result = DeliveryResult()
         for conversation_id in self.store.outbox.due(self.clock.now(), self.batch_size):
+            if self.stopping.is_set():
+                break
             part = self.deliver(conversation_id)
             result.sent += part.sent
             result.failed += part.failed

@@ -96,6 +96,11 @@ class JobRunner:
                     job()
             self.scheduler.run_pending()
 
+    @property
+    def stopping(self) -> threading.Event:
+        """Set once stop() is called: long jobs check it between units of work."""
+        return self._stop
+
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._wake.set()

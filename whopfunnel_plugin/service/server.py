@@ -193,6 +193,7 @@ def wire(pm, environ=None):
         raise ConfigError("a served plugin manager delivers through the dispatcher: build it "
                           "with make_plugin_manager(..., delivery='dispatcher')")
     jobs = JobRunner(observe=runtime.activity.job)
+    runtime.dispatcher.stopping = jobs.stopping
     jobs.every(1, "outbox", runtime.dispatcher.run_once, urgent=True)
     jobs.every(1, "hooks", runtime.host.fire_due, urgent=True)
     if config.poll_every:

@@ -29,6 +29,10 @@ class Bulk:
         self.end_sql = (f"UPDATE {c} SET status = {p}, end_reason = {p}, active_user = NULL,"
                         f" ended_at = {p}, remind_at = NULL, revision = revision + 1"
                         " WHERE id IN ")
+        # An ended conversation's owed hook calls, made by the database from its row.
+        self.owe_sql = (f"INSERT INTO {e} (experience_id, conversation_id, kind, payload, due_at,"
+                        f" attempts) SELECT experience_id, id, {p}, {p}, {p}, 0 FROM {c}"
+                        " WHERE id IN ")
         claim = f"UPDATE {e} SET claimed_by = {p}, due_at = {p}, attempts = attempts + 1 WHERE "
         if self.engine == "mysql":  # no subquery on the table being updated: LIMIT instead
             self.claim_due_sql = claim + f"due_at <= {p} ORDER BY id LIMIT {p}"
@@ -63,11 +67,12 @@ class Bulk:
         if not rows:
             return []
         ids = [r[0] for r in rows]
-        self.run(self.end_sql + self.in_list(len(ids)), [status, reason, self.stamp(now), *ids])
-        values = [(exp, cid, kind, payload, effects_due) for cid, exp in rows
-                  for kind, payload in effect_rows]
-        for start in range(0, len(values), 1000):  # within every engine's parameter limit
-            self.sql.effect.execute(*values[start:start + 1000])
+        in_ids = self.in_list(len(ids))
+        self.run(self.end_sql + in_ids, [status, reason, self.stamp(now), *ids])
+        to_json = self.sql.models.effect.payload.db_value
+        due = self.stamp(effects_due)
+        for kind, payload in effect_rows:  # one statement per kind: timeouts fire first
+            self.run(self.owe_sql + in_ids, [kind, to_json(payload), due, *ids])
         return [(cid, exp) for cid, exp in rows]
 
     # -- owed hook calls --------------------------------------------------------------------
