@@ -206,12 +206,12 @@ class WebhookInProcess:
     called as a WSGI callable in one thread, for a cProfile of where a request's time goes."""
 
     def __init__(self, config: str, env: dict):
+        import inspect
+
         import _tinywhop
 
         from whopfunnel_plugin import make_plugin_manager
         from whopfunnel_plugin.service.server import wire
-
-        import inspect
 
         served = ({"delivery": "dispatcher"}  # what `whopfunnel serve` builds
                   if "delivery" in inspect.signature(make_plugin_manager).parameters else {})
