@@ -54,8 +54,8 @@ def test_concurrent_replies_share_commits_and_each_is_processed(sqlite_store, cl
         conv = sqlite_store.tenant("exp_1").active(f"u{i}")
         assert (conv.block, conv.invalid_count) == ("email", 2)
     assert len(sqlite_store.tenant("exp_1").interactions()) == 48  # each reply once
-    assert group.writes - writes == 48
-    assert group.commits - commits < 48  # some commits held several replies
+    assert group.writes - writes >= 48  # every write of the process goes through the queue
+    assert group.commits - commits < group.writes - writes  # some commits held several
 
 
 def test_a_failing_write_in_a_batch_fails_alone():

@@ -40,6 +40,9 @@ class Bulk:
             self.claim_due_sql = claim + (f"id IN (SELECT id FROM {e} WHERE due_at <= {p}"
                                           f" ORDER BY id LIMIT {p}{skip})")
         self.claim_ids_sql = claim + "claimed_by IS NULL AND id IN "
+        # A read first: most wakes find nothing due, and a claim is a write (on SQLite it
+        # takes the database's one write lock).
+        self.any_due_sql = f"SELECT 1 FROM {e} WHERE due_at <= {p} LIMIT 1"
         self.claimed_sql = (f"SELECT id, conversation_id, kind, payload, attempts FROM {e}"
                             f" WHERE claimed_by = {p} ORDER BY id")
         self.finish_sql = f"DELETE FROM {e} WHERE claimed_by = {p} AND id IN "
@@ -76,6 +79,9 @@ class Bulk:
         return [(cid, exp) for cid, exp in rows]
 
     # -- owed hook calls --------------------------------------------------------------------
+
+    def any_due(self, now: datetime) -> bool:
+        return self.run(self.any_due_sql, (self.stamp(now),)).fetchone() is not None
 
     def claim_effects(self, token: str, until: datetime, now: datetime, ids, limit: int) -> list:
         """Inside a transaction: claim owed calls (these `ids` if unclaimed, else up to `limit`

@@ -41,6 +41,8 @@ class EffectQueue:
         if ids is not None and not ids:
             return []
         token, bulk = new_token(), self.store.bulk
+        if ids is None and not self.store.read(lambda: bulk.any_due(now)):
+            return []
 
         def run():
             rows = bulk.claim_effects(token, until, now, ids, limit)

@@ -56,8 +56,10 @@ class Store:
         self.closed = False
         # PostgreSQL: a reply's write is one statement (two round trips with the read).
         self.pg = pgreply.PgReply(self.sql) if self.engine == "postgres" else None
-        # SQLite has one writer at a time and pays per commit: concurrent writes share one.
-        self.group = (GroupCommit(self.transaction, self.db.savepoint)
+        # SQLite has one writer at a time and pays per commit: every write of this process
+        # goes through one queue, and writes that arrive together share one commit. (Left
+        # to SQLite, a writer waiting for the lock sleeps in steps of up to 100 ms.)
+        self.group = (GroupCommit(self._transaction, self.db.savepoint)
                       if self.engine == "sqlite" else None)
         self._versions: dict[tuple[str, str, str], int] = {}
         self._stored: dict[int, tuple[str, dict]] = {}
@@ -84,7 +86,14 @@ class Store:
         return self._call(fn, write=False)
 
     def transaction(self, fn: Callable[[], T]) -> T:
-        """Run `fn` in one transaction; again after a lost lock race or a dropped connection."""
+        """Run `fn` in one transaction; again after a lost lock race or a dropped connection.
+        On SQLite it may share the transaction (and the commit) with other threads' writes,
+        inside a savepoint of its own: `fn` must not open another transaction itself."""
+        if self.group is not None:
+            return self.group.run(fn)
+        return self._call(fn, write=True)
+
+    def _transaction(self, fn: Callable[[], T]) -> T:
         return self._call(fn, write=True)
 
     def _call(self, fn, *, write: bool):
@@ -231,7 +240,7 @@ class Store:
             if self.pg is not None and pgreply.suits(changes, delivery_id):
                 return self.read(lambda: self.pg.write(
                     changes[0], now=now, queued_at=queued_at or now, effects_due=effects_due or now))
-            return self.group.run(run) if self.group is not None else self.transaction(run)
+            return self.transaction(run)
         except Conflict:
             return Written("conflict")
         except Duplicate:
