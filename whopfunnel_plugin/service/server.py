@@ -194,6 +194,8 @@ def wire(pm, environ=None):
                           "with make_plugin_manager(..., delivery='dispatcher')")
     jobs = JobRunner(observe=runtime.activity.job)
     runtime.dispatcher.stopping = jobs.stopping
+    runtime.store.defer_checkpoints()  # no request waits for a WAL checkpoint (SQLite)
+    jobs.every(1, "checkpoint", runtime.store.checkpoint)
     jobs.every(1, "outbox", runtime.dispatcher.run_once, urgent=True)
     jobs.every(1, "hooks", runtime.host.fire_due, urgent=True)
     if config.poll_every:

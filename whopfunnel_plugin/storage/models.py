@@ -44,11 +44,18 @@ class UTCDateTime(DateTimeField):
     field_type = "DATETIME_US"
 
     def db_value(self, value):
-        if isinstance(value, datetime) and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        if value.__class__ is datetime:  # the hot path: our own aware UTC datetimes
+            zone = value.tzinfo
+            if zone is timezone.utc:
+                return value.replace(tzinfo=None)
+            if zone is not None:
+                return value.astimezone(timezone.utc).replace(tzinfo=None)
+            return value
         return super().db_value(value)
 
     def python_value(self, value):
+        if value.__class__ is datetime:  # drivers that hand datetimes back (PostgreSQL, MariaDB)
+            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
         value = super().python_value(value)
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)

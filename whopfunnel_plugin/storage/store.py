@@ -145,6 +145,23 @@ class Store:
     def _reason(self, exc: BaseException) -> str:
         return redact_text(first_line(exc), self.url)
 
+    def defer_checkpoints(self) -> None:
+        """SQLite: commits no longer checkpoint the WAL into the database file (the
+        committer would pay for it: tens of milliseconds, every few thousand pages), so a
+        background job must call `checkpoint()` instead (`whopfunnel serve` does, every
+        second). No-op elsewhere."""
+        if self.engine != "sqlite":
+            return
+        self.db._pragmas = [*[(k, v) for k, v in self.db._pragmas if k != "wal_autocheckpoint"],
+                            ("wal_autocheckpoint", 0)]
+        if not self.db.is_closed():
+            self.db.execute_sql("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the WAL back into the database without blocking writers."""
+        if self.engine == "sqlite":
+            self.read(lambda: self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""
         self.read(lambda: self.db.execute_sql("SELECT 1").fetchone())
