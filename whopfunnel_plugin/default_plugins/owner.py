@@ -40,11 +40,16 @@ class OwnerNotifier:
                         conversation.id)
             return
         store = self.runtime.store
-        store.outbox.queue_owner(
+        calls = self.runtime.host.calls
+        write = store.outbox.queue_owner(
             conversation, text=owner_message(conversation, reason, block, last_replies),
             title="Member needs a person" if reason == "handoff" else "Member needs help",
             # One row per (conversation, reason): a hook call repeated after a crash finds
             # the row already there. The database's instance id makes the key unique
             # across databases sharing one Whop API key (staging, a recreated database).
             key=f"wf-owner-{store.instance_id}-{conversation.id}-{reason}",
-            now=self.runtime.clock.now())
+            now=self.runtime.clock.now(), staged=True)
+        # Written with the hook call's own bookkeeping, in one transaction: if the database
+        # is down then, it is retried from memory and the hooks do not run again.
+        if not calls.stage(write):
+            store.transaction(write)  # called outside a hook call whopfunnel fires

@@ -26,6 +26,7 @@ from .leases import LeaseKeeper
 
 log = logging.getLogger("whopfunnel.outbox")
 MAX_BACKOFF = timedelta(hours=1)
+PASS_SECONDS = 5.0
 
 
 @dataclass
@@ -38,7 +39,8 @@ class Dispatcher:
     def __init__(self, store: Store, client, clock, *, alert_after: int = 5,
                  on_failed: Callable[..., None] | None = None, batch_size: int = 200,
                  keeper: LeaseKeeper | None = None,
-                 on_send: Callable[[Queued, bool, float], None] | None = None):
+                 on_send: Callable[[Queued, bool, float], None] | None = None,
+                 pass_seconds: float = PASS_SECONDS, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
         self.client = client
         self.clock = clock
@@ -50,12 +52,18 @@ class Dispatcher:
         # Set when the service stops: a pass over a long backlog ends after the message in
         # flight (what is left waits in the outbox, for this or another worker).
         self.stopping = threading.Event()
+        # A pass ends after this long and the next one reads what is due afresh, so a
+        # message a dead worker left (its lease just ran out) never waits behind a long
+        # backlog pass, nor do the sweep and hook calls that share the job thread.
+        self.pass_seconds = pass_seconds
+        self.monotonic = monotonic
 
     def run_once(self) -> DeliveryResult:
         """Deliver every due message (one pass), conversation by conversation."""
         result = DeliveryResult()
+        ends = self.monotonic() + self.pass_seconds
         for conversation_id in self.store.outbox.due(self.clock.now(), self.batch_size):
-            if self.stopping.is_set():
+            if self.stopping.is_set() or self.monotonic() > ends:
                 break
             part = self.deliver(conversation_id)
             result.sent += part.sent

@@ -37,6 +37,14 @@ class LeaseKeeper:
     @contextmanager
     def holding(self, kind: str, tokens):
         """Keep renewing `tokens` (claims of `kind`: outbox | effects) until the block ends."""
+        tokens = self.hold(kind, tokens)
+        try:
+            yield
+        finally:
+            self.drop(kind, tokens)
+
+    def hold(self, kind: str, tokens) -> list[str]:
+        """Start renewing `tokens` until `drop`."""
         tokens = [t for t in tokens if t]
         with self._lock:
             self._held[kind].update(tokens)
@@ -44,12 +52,12 @@ class LeaseKeeper:
                 self._thread = threading.Thread(target=self._loop, name="whopfunnel-leases",
                                                 daemon=True)
                 self._thread.start()
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._held[kind].subtract(tokens)
-                self._held[kind] = +self._held[kind]  # drop counts at zero
+        return tokens
+
+    def drop(self, kind: str, tokens) -> None:
+        with self._lock:
+            self._held[kind].subtract(tokens)
+            self._held[kind] = +self._held[kind]  # drop counts at zero
 
     def held(self, kind: str) -> list[str]:
         with self._lock:

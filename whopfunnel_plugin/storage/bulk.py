@@ -33,13 +33,23 @@ class Bulk:
         self.owe_sql = (f"INSERT INTO {e} (experience_id, conversation_id, kind, payload, due_at,"
                         f" attempts) SELECT experience_id, id, {p}, {p}, {p}, 0 FROM {c}"
                         " WHERE id IN ")
+        # A conversation's calls fire in the order their changes committed: only the oldest
+        # call still owed for a conversation may be claimed (the next one waits until it
+        # is settled), whichever worker holds it.
+        first = (f"NOT EXISTS (SELECT 1 FROM {e} older WHERE older.conversation_id ="
+                 f" {e}.conversation_id AND older.id < {e}.id)")
         claim = f"UPDATE {e} SET claimed_by = {p}, due_at = {p}, attempts = attempts + 1 WHERE "
-        if self.engine == "mysql":  # no subquery on the table being updated: LIMIT instead
-            self.claim_due_sql = claim + f"due_at <= {p} ORDER BY id LIMIT {p}"
+        self.mysql = self.engine == "mysql"  # no subquery on the table an UPDATE changes
+        if self.mysql:  # so the ids are read (and locked) first, then updated
+            self.due_ids_sql = (f"SELECT id FROM {e} WHERE due_at <= {p} AND {first}"
+                                f" ORDER BY id LIMIT {p}{skip}")
+            self.free_ids_sql = (f"SELECT id FROM {e} WHERE claimed_by IS NULL AND {first}"
+                                 " AND id IN ")
+            self.claim_ids_sql = claim + "id IN "
         else:
             self.claim_due_sql = claim + (f"id IN (SELECT id FROM {e} WHERE due_at <= {p}"
-                                          f" ORDER BY id LIMIT {p}{skip})")
-        self.claim_ids_sql = claim + "claimed_by IS NULL AND id IN "
+                                          f" AND {first} ORDER BY id LIMIT {p}{skip})")
+            self.claim_ids_sql = claim + f"claimed_by IS NULL AND {first} AND id IN "
         # A read first: most wakes find nothing due, and a claim is a write (on SQLite it
         # takes the database's one write lock).
         self.any_due_sql = f"SELECT 1 FROM {e} WHERE due_at <= {p} LIMIT 1"
@@ -86,7 +96,16 @@ class Bulk:
     def claim_effects(self, token: str, until: datetime, now: datetime, ids, limit: int) -> list:
         """Inside a transaction: claim owed calls (these `ids` if unclaimed, else up to `limit`
         due ones) under `token`; their rows (id, conversation_id, kind, payload, attempts)."""
-        if ids is not None:
+        if self.mysql:
+            if ids is not None:
+                ids = list(ids)
+                found = self.run(self.free_ids_sql + self.in_list(len(ids)) + " FOR UPDATE", ids)
+            else:
+                found = self.run(self.due_ids_sql, (self.stamp(now), limit))
+            ids = [r[0] for r in found.fetchall()]
+            taken = ids and self.run(self.claim_ids_sql + self.in_list(len(ids)),
+                                     [token, self.stamp(until), *ids]).rowcount
+        elif ids is not None:
             ids = list(ids)
             taken = self.run(self.claim_ids_sql + self.in_list(len(ids)),
                              [token, self.stamp(until), *ids]).rowcount

@@ -54,19 +54,24 @@ class EffectQueue:
 
     def finish(self, owed: Iterable[Owed]) -> None:
         """Fired: forget them (only those still under our claims)."""
+        self.store.transaction(lambda: self.finish_in(owed))
+
+    def finish_in(self, owed: Iterable[Owed]) -> None:
+        """`finish`, inside a transaction the caller holds."""
         by_token: dict[str, list[int]] = {}
         for o in owed:
             by_token.setdefault(o.token, []).append(o.id)
-        if not by_token:
-            return
-        self.store.transaction(lambda: [self.store.bulk.finish_effects(token, ids)
-                                        for token, ids in by_token.items()])
+        for token, ids in by_token.items():
+            self.store.bulk.finish_effects(token, ids)
 
     def retry_later(self, owed: Owed, at: datetime) -> None:
+        self.store.transaction(lambda: self.retry_in(owed, at))
+
+    def retry_in(self, owed: Owed, at: datetime) -> None:
+        """`retry_later`, inside a transaction the caller holds."""
         e = self._e
-        query = e.update(due_at=at, claimed_by=None).where(
-            (e.id == owed.id) & (e.claimed_by == owed.token))
-        self.store.transaction(query.execute)
+        e.update(due_at=at, claimed_by=None).where(
+            (e.id == owed.id) & (e.claimed_by == owed.token)).execute()
 
     def renew(self, tokens, until: datetime) -> int:
         e, tokens = self._e, list(tokens)

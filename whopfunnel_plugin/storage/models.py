@@ -233,7 +233,7 @@ def define(db) -> Models:
         written with the state change, claimed with a lease, deleted once fired."""
 
         experience_id = CharField(max_length=ID)
-        conversation = ForeignKeyField(Conversation, index=False)
+        conversation = ForeignKeyField(Conversation)  # indexed: a conversation's calls in order
         kind = CharField(max_length=32)
         payload = JSONText(default="{}")
         due_at = UTCDateTime(index=True)  # due time; while claimed, the lease's expiry

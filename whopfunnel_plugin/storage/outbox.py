@@ -133,9 +133,11 @@ class Outbox:
             (c.id == conversation_id) & (c.channel_id.is_null()))
         self.store.transaction(query.execute)
 
-    def queue_owner(self, conversation, *, text: str, title: str, key: str, now: datetime) -> None:
+    def queue_owner(self, conversation, *, text: str, title: str, key: str, now: datetime,
+                    staged: bool = False):
         """Queue a DM (and Whop notification) to the owner in the conversation's owner lane;
-        a second call with the same `key` finds the row already there."""
+        a second call with the same `key` finds the row already there. `staged`: return
+        the write instead, to run inside a transaction the caller opens."""
         m = self._m
         query = m.insert(
             experience_id=conversation.experience_id, conversation=conversation.id,
@@ -143,7 +145,10 @@ class Outbox:
             title=title, status="pending", next_attempt_at=now, created_at=now,
             idempotency_key=key,
         ).on_conflict_ignore()
+        if staged:
+            return query.execute
         self.store.transaction(query.execute)
+        return None
 
     def requeue_failed(self, now: datetime, experience_id: str | None = None) -> int:
         """Make every `failed` message due now again (admin `retry-failed`)."""

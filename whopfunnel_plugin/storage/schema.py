@@ -99,8 +99,7 @@ def _to_2(store, reminder: int | None) -> None:
     drops = ["conversations_active_user_last_activity",
              "conversations_status_reminder_sent_last_activity", "messages_conversation_id"]
     if not mysql:
-        drops += ["conversations_funnel_version_id", "interactions_message_id",
-                  "pending_effects_conversation_id"]
+        drops += ["conversations_funnel_version_id", "interactions_message_id"]
     migrate(
         migrator.add_index("interactions", ("whop_message_id",), True),
         migrator.add_index("conversations", ("active_user",), False),
