@@ -16,7 +16,18 @@ from whopfunnel_plugin.service.leases import LEASE
 from whopfunnel_plugin.whop.fake import FakeWhop, serve_in_thread
 
 from ..conftest import FUNNELS
-from ..tools import PrivatePostgres, Workers, deliver, plugin_yaml, postgres_bin, serve_env, wait_for
+from ..tools import (
+    InFlight,
+    PrivatePostgres,
+    Workers,
+    deliver,
+    plugin_yaml,
+    postgres_bin,
+    query,
+    serve_env,
+    socket_owner,
+    wait_for,
+)
 
 SECRET = "ws_faults_secret"
 LEASE_S = LEASE.total_seconds()
@@ -43,7 +54,8 @@ def on_timeout(conversation):
 @pytest.fixture
 def fake():
     fake = FakeWhop("faults_api_key", owners={"biz_1": "user_owner"})
-    url, stop = serve_in_thread(fake)
+    fake.inflight = InFlight(fake)  # which worker a request in flight comes from
+    url, stop = serve_in_thread(fake.inflight)
     fake.url = url
     yield fake
     stop()
@@ -167,3 +179,109 @@ def test_a_database_restart_is_survived_without_a_process_restart(tmp_path, fake
         assert "waits for the database" in logs and "the database is back" in logs
     finally:
         cluster.close()
+
+
+# -- a worker killed while a message is being sent (issue 10, item 1) -------------------------
+
+RECOVERY = 30  # SPEC §6: seconds after a restart (or a death, with others alive)
+
+
+def sending(fake, workers: Workers) -> tuple[int, str] | None:
+    """(worker index, Idempotency-Key) of a POST /messages in flight now, if any."""
+    pids = workers.pids()
+    for request in fake.inflight.now("/messages"):
+        pid = socket_owner(request["port"], pids)
+        if request["method"] == "POST" and pid is not None:
+            return pids[pid], request["key"]
+    return None
+
+
+def queue_replies(fake, urls, members) -> None:
+    """Each member joins and answers "1" at once: three messages queue in their lane
+    (the welcome, the guide, the email question) while the first is being sent."""
+    for user in members:
+        assert deliver(urls, fake.membership_activated(user, "prod_1", "biz_1"), SECRET)["status"] \
+            == "started"
+        assert deliver(urls, fake.member_says(user, "1", company_id="biz_1"), SECRET)["status"] \
+            == "advanced"
+
+
+def outbox(url: str) -> dict[str, list[dict]]:
+    """Member -> their outbound rows, oldest first."""
+    rows = query(url, "SELECT id, user_id, text, status, idempotency_key FROM messages "
+                      "WHERE direction = 'out' ORDER BY id")
+    found: dict[str, list[dict]] = collections.defaultdict(list)
+    for row in rows:
+        found[row["user_id"]].append(row)
+    return found
+
+
+def all_sent(fake, url: str, members) -> bool:
+    rows = outbox(url)
+    return all(len(rows[u]) == 3 and all(r["status"] == "sent" for r in rows[u]) for u in members) \
+        and all(len(fake.sent_messages(fake.channel_for(u, "biz_1"))) >= 3 for u in members)
+
+
+def assert_sent_once_in_order(fake, url: str, members, in_flight_key: str, killed_at: float) -> None:
+    rows = outbox(url)
+    for user in members:
+        visible = fake.sent_messages(fake.channel_for(user, "biz_1"))
+        # once each, with the key of its outbox row, in the order the rows were queued
+        assert [m["idempotency_key"] for m in visible] == [r["idempotency_key"] for r in rows[user]]
+        assert [m["content"] for m in visible] == [r["text"] for r in rows[user]]
+    posts = [r for r in fake.seen_requests() if r.idempotency_key == in_flight_key]
+    # The send in flight reached Whop before the kill was noticed, and was sent again after
+    # it with the same key: Whop deduplicated it, the member saw it once.
+    assert len(posts) >= 2 and any(r.at > killed_at for r in posts), posts
+    assert sum(m["idempotency_key"] == in_flight_key for m in fake.sent_messages()) == 1
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_send_sends_everything_pending_within_30s_of_its_restart(
+        tmp_path, fake, db_url_factory):
+    import time
+
+    url = db_url_factory("sqlite")
+    workers = workers_on(tmp_path, fake, url, 1)
+    workers.start()
+    members = ["user_a", "user_b"]
+    try:
+        fake.slow(2.0)  # every request to Whop takes 2 s: the kill lands on a send in flight
+        queue_replies(fake, [workers.url()], members)
+        _, key = wait_for(lambda: sending(fake, workers), timeout=30, what="a send in flight")
+        workers.kill()
+        killed_at = time.time()
+        fake.clear_faults()
+        workers.start(wait=False)  # the restart: everything pending goes within 30 s of it
+        wait_for(lambda: all_sent(fake, url, members), timeout=RECOVERY,
+                 what="every pending message after the restart")
+    finally:
+        workers.stop_all()
+    assert_sent_once_in_order(fake, url, members, key, killed_at)
+
+
+@pytest.mark.server_db
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", MULTI)
+def test_when_a_worker_dies_mid_send_the_survivor_takes_over_within_30s(
+        tmp_path, fake, db_url_factory, engine):
+    import time
+
+    url = db_url_factory(engine)
+    workers = workers_on(tmp_path, fake, url, 2)
+    workers.start_all()
+    urls = [workers.url(0), workers.url(1)]
+    members = [f"user_{i}" for i in range(4)]
+    try:
+        fake.slow(2.0)
+        queue_replies(fake, urls, members)
+        dead, key = wait_for(lambda: sending(fake, workers), timeout=30, what="a send in flight")
+        workers.kill(dead)  # and not restarted: the other worker must take its work over
+        killed_at = time.time()
+        fake.clear_faults()
+        wait_for(lambda: all_sent(fake, url, members), timeout=RECOVERY,
+                 what="the dead worker's messages, sent by the survivor")
+        assert workers.alive(1 - dead) and not workers.alive(dead)
+    finally:
+        workers.stop_all()
+    assert_sent_once_in_order(fake, url, members, key, killed_at)
