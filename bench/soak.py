@@ -72,6 +72,7 @@ for path in (str(HERE), str(ROOT)):  # `python bench/soak.py` from anywhere; imp
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from _common import machine  # noqa: E402
 from soak_check import CHECKS, Collected, Findings, check  # noqa: E402
 from soak_traffic import TENANTS, Traffic, load_funnels, make_members  # noqa: E402
 
@@ -151,6 +152,7 @@ class Summary:
     phases: dict = field(default_factory=dict)
     elapsed: float = 0.0
     folder: str = ""
+    collected: Collected | None = None  # what the checks read (tests run them on altered copies)
 
     @property
     def max_recovery(self) -> float | None:
@@ -274,7 +276,8 @@ class Soak:
             tracebacks = self.workers.logs().count("Traceback")
             findings.info["worker log tracebacks"] = tracebacks
             summary = Summary(self.o, self.seed, findings, self.recoveries, self.problems,
-                              dict(self.phases), time.monotonic() - started, str(self.folder))
+                              dict(self.phases), time.monotonic() - started, str(self.folder),
+                              collected)
             self._passed = summary.passed
             return summary
         finally:
@@ -582,10 +585,12 @@ def record(summary: Summary, path: Path) -> None:
         "# Soak results\n\nThe last recorded run of `bench/soak.py` (see its docstring and README "
         "\"Soak\").\n\n"
         f"Command:\n\n    {summary.options.command}\n\n"
-        f"Machine: nproc={os.cpu_count()}, python {sys.version.split()[0]}, "
-        f"recorded {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n\n"
+        f"Machine: {machine()}; recorded {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n\n"
         "Summary, as printed:\n\n" + "\n".join(f"    {line}" for line in summary.text().splitlines())
-        + "\n")
+        + "\n\nWhat each line checks: README \"Soak\" and the docstring of `bench/soak_check.py`. "
+        "Product bugs found while building the soak are recorded as `xfail(strict=True)` tests in "
+        "`tests/service/test_faults.py` (`test_a_hook_call_running_during_a_database_outage_fires_once`, "
+        "`test_a_conversations_owner_dms_keep_their_order_across_workers`).\n")
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,7 @@ reordered or wrong, no hook call twice, and every recovery within SPEC §6's 30 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import sys
 
@@ -45,3 +46,28 @@ def test_the_short_soak_loses_duplicates_reorders_and_corrupts_nothing():
     assert info["ended abandoned/timeout"] and info["ended completed/completed"], report
     assert any(k.startswith("webhooks ") and " copy " in k for k in info), report
     assert summary.passed, report
+
+    # And the checks can fail: each kind of fault, planted in a copy of what was collected.
+    c = summary.collected
+    check = soak.check
+    assert check(c).ok
+    member_rows = {m["idempotency_key"]: m for m in c.messages if m["direction"] == "out"}
+    lanes: dict = {}
+    for n, sent in enumerate(c.sent):
+        row = member_rows[sent["idempotency_key"]]
+        lanes.setdefault((row["conversation_id"], row["recipient"]), []).append(n)
+    first, second = next(v for v in lanes.values() if len(v) >= 2)[:2]
+    swapped = list(c.sent)
+    swapped[first], swapped[second] = swapped[second], swapped[first]
+    conv = dict(c.conversations[0], invalid_count=c.conversations[0]["invalid_count"] + 1)
+    fired = next(h for h in c.hook_calls if h["hook"] == "on_conversation_end")
+    planted = {
+        "lost": dataclasses.replace(c, sent=c.sent[1:]),
+        "duplicated": dataclasses.replace(c, sent=[*c.sent, {**c.sent[0], "idempotency_key": "other"}]),
+        "reordered": dataclasses.replace(c, sent=swapped),
+        "wrong state": dataclasses.replace(c, conversations=[conv, *c.conversations[1:]]),
+        "hooks fired twice": dataclasses.replace(c, hook_calls=[*c.hook_calls, {**fired, "pid": 1}]),
+    }
+    for name, altered in planted.items():
+        found = check(altered)
+        assert found.count(name) >= 1, (name, found.problems)

@@ -21,12 +21,14 @@ from ..tools import (
     PrivatePostgres,
     Workers,
     deliver,
+    hook_calls,
     plugin_yaml,
     postgres_bin,
     query,
     serve_env,
     socket_owner,
     wait_for,
+    write_recorder,
 )
 
 SECRET = "ws_faults_secret"
@@ -285,3 +287,112 @@ def test_when_a_worker_dies_mid_send_the_survivor_takes_over_within_30s(
     finally:
         workers.stop_all()
     assert_sent_once_in_order(fake, url, members, key, killed_at)
+
+
+# -- hook calls and a database outage (found by the soak's design review; see the report) --
+
+
+def slow_hook_workers(tmp_path, fake, database: str, seconds: float, count: int = 1) -> Workers:
+    """Workers whose recorder plugin (tools.RECORDER) takes `seconds` in every hook call."""
+    name = write_recorder(tmp_path)
+    plugin_yaml(tmp_path, database, fake.url, extra=f"plugins: [{name}]\n")
+    env = serve_env(fake, SECRET, WF_HOOK_LOG=str(tmp_path / "hooks.log"), WF_HOOK_SLEEP=str(seconds),
+                    PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    workers = Workers(tmp_path, env, count)
+    workers.run("db", "upgrade")
+    return workers
+
+
+@needs_postgres
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: a hook call whose hooks ran while the database was down is fired again. "
+    "HookCalls.fire() runs the hooks, then effects.finish() (or, when a built-in hook such as "
+    "the owner notifier failed, effects.retry_later()) fails with DatabaseUnavailable; the "
+    "keeper stops renewing the claim and, once its lease runs out, the whole call is claimed "
+    "and fired again, third-party hooks included, though no worker crashed (SPEC §6: exactly "
+    "once across workers, at least once only across crashes)"))
+@pytest.mark.parametrize("hook, replies", [
+    ("on_conversation_end", ["2"]),  # "Just exploring": the conversation ends
+    ("on_owner_notify", ["what?", "what?"]),  # the second invalid reply tells the owner
+])
+def test_a_hook_call_running_during_a_database_outage_fires_once(tmp_path, fake, hook, replies):
+    cluster = PrivatePostgres()
+    try:
+        cluster.start()
+        url = cluster.create_database("wf")
+        workers = slow_hook_workers(tmp_path, fake, url, seconds=3)
+        workers.start()
+        log = tmp_path / "hooks.log"
+        assert deliver([workers.url()], fake.membership_activated("user_a", "prod_1", "biz_1"),
+                       SECRET)["status"] == "started"
+        for text in replies:
+            deliver([workers.url()], fake.member_says("user_a", text, company_id="biz_1"), SECRET)
+        fired = lambda: [c for c in hook_calls(log) if c["hook"] == hook]  # noqa: E731
+        wait_for(lambda: any(c["hook"] == "begin" and c["detail"] == hook for c in hook_calls(log)),
+                 timeout=10, what=f"the {hook} call to start")
+        cluster.stop()  # while the plugin's hook runs
+        wait_for(fired, timeout=10, what="the hook to return")
+        wait_for(lambda: "job hooks waits for the database" in workers.logs(), timeout=10,
+                 what="the worker to fail to mark the call done")
+        cluster.start()
+        wait_for(lambda: query(url, "SELECT COUNT(*) AS n FROM pending_effects")[0]["n"] == 0,
+                 timeout=RECOVERY, what="the hook call queue to empty after the outage")
+        if hook == "on_owner_notify":  # and the owner is told once all the same
+            wait_for(lambda: fake.sent_messages(fake.channel_for("user_owner", "biz_1")),
+                     timeout=RECOVERY, what="the owner's DM")
+        workers.stop_all()
+        assert len(fired()) == 1, fired()
+        assert len(fake.sent_messages(fake.channel_for("user_owner", "biz_1"))) == \
+            (1 if hook == "on_owner_notify" else 0)
+    finally:
+        cluster.close()
+
+
+@pytest.mark.server_db
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: with several workers, one conversation's hook calls can fire out of the "
+    "order their changes committed, so the owner's DMs are queued out of order (the handoff "
+    "before the earlier 'needs help'). EffectQueue.claim() hands a worker a batch of due calls "
+    "that it fires one after another; a later call of the same conversation, committed while "
+    "that batch runs, is claimed and fired by another worker before the batch reaches the "
+    "earlier one"))
+def test_a_conversations_owner_dms_keep_their_order_across_workers(tmp_path, fake, db_url_factory):
+    url = db_url_factory("postgres")
+    workers = slow_hook_workers(tmp_path, fake, url, seconds=3, count=2)
+    workers.start_all()
+    a, b = workers.url(0), workers.url(1)
+    log = tmp_path / "hooks.log"
+
+    def say(url, user, text):
+        return deliver([url], fake.member_says(user, text, company_id="biz_1"), SECRET)["status"]
+
+    def begun(user_conversation: int, hook: str) -> bool:
+        return any(c["hook"] == "begin" and c["detail"] == hook and c["conversation"] == user_conversation
+                   for c in hook_calls(log))
+
+    try:
+        for user in ("user_p", "user_q", "user_z", "user_x"):
+            deliver([a], fake.membership_activated(user, "prod_1", "biz_1"), SECRET)
+        ids = {r["user_id"]: r["id"] for r in query(url, "SELECT id, user_id FROM conversations")}
+        assert say(a, "user_p", "2") == "ended"  # each worker busy with a slow hook call...
+        assert say(b, "user_q", "2") == "ended"
+        wait_for(lambda: begun(ids["user_p"], "on_conversation_end")
+                 and begun(ids["user_q"], "on_conversation_end"), timeout=10, what="both busy")
+        assert say(a, "user_z", "2") == "ended"  # ...while two more calls fall due: Z's end,
+        say(a, "user_x", "what?")
+        assert say(a, "user_x", "what?") == "advanced"  # and X's first owner notification
+        wait_for(lambda: begun(ids["user_z"], "on_conversation_end"), timeout=15,
+                 what="a worker to take Z's and X's calls as one batch")
+        for text in ("1", "x@example.com", "1"):  # X asks for a person: the second notification
+            say(b, "user_x", text)
+        owner = fake.channel_for("user_owner", "biz_1")
+        wait_for(lambda: len(fake.sent_messages(owner)) == 2, timeout=RECOVERY,
+                 what="both owner DMs")
+    finally:
+        workers.stop_all()
+    lane = query(url, "SELECT idempotency_key FROM messages WHERE recipient = 'owner' ORDER BY id")
+    assert [r["idempotency_key"].rsplit("-", 1)[-1] for r in lane] == ["notify_owner", "handoff"]
+    texts = [m["content"] for m in fake.sent_messages(owner)]
+    assert "needs help" in texts[0] and "asked for a person" in texts[1], texts
