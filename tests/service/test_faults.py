@@ -224,7 +224,7 @@ def all_sent(fake, url: str, members) -> bool:
         and all(len(fake.sent_messages(fake.channel_for(u, "biz_1"))) >= 3 for u in members)
 
 
-def assert_sent_once_in_order(fake, url: str, members, in_flight_key: str, killed_at: float) -> None:
+def assert_sent_once_in_order(fake, url: str, members, in_flight_key: str) -> None:
     rows = outbox(url)
     for user in members:
         visible = fake.sent_messages(fake.channel_for(user, "biz_1"))
@@ -232,17 +232,15 @@ def assert_sent_once_in_order(fake, url: str, members, in_flight_key: str, kille
         assert [m["idempotency_key"] for m in visible] == [r["idempotency_key"] for r in rows[user]]
         assert [m["content"] for m in visible] == [r["text"] for r in rows[user]]
     posts = [r for r in fake.seen_requests() if r.idempotency_key == in_flight_key]
-    # The send in flight reached Whop before the kill was noticed, and was sent again after
-    # it with the same key: Whop deduplicated it, the member saw it once.
-    assert len(posts) >= 2 and any(r.at > killed_at for r in posts), posts
+    # The send in flight reached Whop (the fake finishes a request whose client died), and it
+    # was sent again after the kill with the same key: Whop deduplicated it, shown once.
+    assert len(posts) >= 2, posts
     assert sum(m["idempotency_key"] == in_flight_key for m in fake.sent_messages()) == 1
 
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_send_sends_everything_pending_within_30s_of_its_restart(
         tmp_path, fake, db_url_factory):
-    import time
-
     url = db_url_factory("sqlite")
     workers = workers_on(tmp_path, fake, url, 1)
     workers.start()
@@ -252,14 +250,13 @@ def test_a_worker_killed_mid_send_sends_everything_pending_within_30s_of_its_res
         queue_replies(fake, [workers.url()], members)
         _, key = wait_for(lambda: sending(fake, workers), timeout=30, what="a send in flight")
         workers.kill()
-        killed_at = time.time()
         fake.clear_faults()
         workers.start(wait=False)  # the restart: everything pending goes within 30 s of it
         wait_for(lambda: all_sent(fake, url, members), timeout=RECOVERY,
                  what="every pending message after the restart")
     finally:
         workers.stop_all()
-    assert_sent_once_in_order(fake, url, members, key, killed_at)
+    assert_sent_once_in_order(fake, url, members, key)
 
 
 @pytest.mark.server_db
@@ -267,8 +264,6 @@ def test_a_worker_killed_mid_send_sends_everything_pending_within_30s_of_its_res
 @pytest.mark.parametrize("engine", MULTI)
 def test_when_a_worker_dies_mid_send_the_survivor_takes_over_within_30s(
         tmp_path, fake, db_url_factory, engine):
-    import time
-
     url = db_url_factory(engine)
     workers = workers_on(tmp_path, fake, url, 2)
     workers.start_all()
@@ -279,14 +274,13 @@ def test_when_a_worker_dies_mid_send_the_survivor_takes_over_within_30s(
         queue_replies(fake, urls, members)
         dead, key = wait_for(lambda: sending(fake, workers), timeout=30, what="a send in flight")
         workers.kill(dead)  # and not restarted: the other worker must take its work over
-        killed_at = time.time()
         fake.clear_faults()
         wait_for(lambda: all_sent(fake, url, members), timeout=RECOVERY,
                  what="the dead worker's messages, sent by the survivor")
         assert workers.alive(1 - dead) and not workers.alive(dead)
     finally:
         workers.stop_all()
-    assert_sent_once_in_order(fake, url, members, key, killed_at)
+    assert_sent_once_in_order(fake, url, members, key)
 
 
 # -- hook calls and a database outage (found by the soak's design review; see the report) --
@@ -396,3 +390,30 @@ def test_a_conversations_owner_dms_keep_their_order_across_workers(tmp_path, fak
     assert [r["idempotency_key"].rsplit("-", 1)[-1] for r in lane] == ["notify_owner", "handoff"]
     texts = [m["content"] for m in fake.sent_messages(owner)]
     assert "needs help" in texts[0] and "asked for a person" in texts[1], texts
+
+
+@pytest.mark.server_db
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "product bug: a survivor in a long outbox pass does not take the dead worker's message "
+    "over within 30 s. Dispatcher.run_once() delivers the conversations due when the pass "
+    "began, one after another; the dead worker's message was under its lease then, so it "
+    "waits for the whole pass to end (the sweep and the hook calls wait too: one job thread), "
+    "though it is the oldest message in the outbox"))
+def test_the_survivor_takes_over_within_30s_while_whop_is_slow_and_a_backlog_waits(
+        tmp_path, fake, db_url_factory):
+    url = db_url_factory("postgres")
+    workers = workers_on(tmp_path, fake, url, 2)
+    workers.start_all()
+    urls = [workers.url(0), workers.url(1)]
+    try:
+        fake.slow(1.0)  # a slow Whop: each welcome takes 2 s (open the DM channel, post)
+        for n in range(30):  # a minute of sends for one worker
+            deliver(urls, fake.membership_activated(f"user_{n}", "prod_1", "biz_1"), SECRET)
+        dead, key = wait_for(lambda: sending(fake, workers), timeout=30, what="a send in flight")
+        workers.kill(dead)
+        posts = lambda: [r for r in fake.seen_requests() if r.idempotency_key == key]  # noqa: E731
+        wait_for(lambda: len(posts()) >= 2, timeout=RECOVERY,
+                 what="the dead worker's message, sent again by the survivor")
+    finally:
+        workers.stop_all()
