@@ -62,7 +62,7 @@ class Collected:
     """Everything the checks read, gathered once the workers are stopped."""
 
     conversations: list[dict]
-    messages: list[dict]  # both directions
+    messages: list[dict]  # the outbox (member messages are stored as their interactions)
     interactions: list[dict]
     visits: list[dict]
     funnels: dict[int, dict]  # funnel version id -> definition
@@ -85,12 +85,11 @@ def utc(value):
 def check(c: Collected) -> Findings:
     f = Findings()
     outbound = [m for m in c.messages if m["direction"] == "out"]
-    inbound = [m for m in c.messages if m["direction"] == "in"]
     _outbox(c, f, outbound)
     by_member = defaultdict(list)
     for conv in c.conversations:
         by_member[(conv["experience_id"], conv["user_id"])].append(conv)
-    _webhooks(c, f, inbound, by_member)
+    _webhooks(c, f, by_member)
     expected = _replay_all(c, f, outbound)
     _hooks(c, f, expected)
     if c.pending_effects:
@@ -149,9 +148,10 @@ def _outbox(c: Collected, f: Findings, outbound: list[dict]) -> None:
 
 # -- webhook answers against the database -----------------------------------------------------
 
-def _webhooks(c: Collected, f: Findings, inbound: list[dict], by_member) -> None:
-    processed = {m["whop_message_id"]: m for m in inbound}
-    with_interaction = Counter(i["message_id"] for i in c.interactions if i["message_id"])
+def _webhooks(c: Collected, f: Findings, by_member) -> None:
+    # A member's DM is stored once, as the interaction that processed it (schema 2).
+    stored = Counter(i["whop_message_id"] for i in c.interactions if i["whop_message_id"])
+    processed = {i["whop_message_id"]: i for i in c.interactions if i["whop_message_id"]}
     for (exp, user), convs in by_member.items():
         if len(convs) > 1:
             f.add("duplicated", f"member {user} has {len(convs)} conversations in {exp}: "
@@ -181,20 +181,20 @@ def _webhooks(c: Collected, f: Findings, inbound: list[dict], by_member) -> None
             f.add("lost", f"join of {first.member} answered {taken[0].status}, but no conversation "
                           "exists")
         elif first.kind == "reply":
-            _reply_taken(f, taken, convs, processed, with_interaction)
+            _reply_taken(f, taken, convs, processed)
         elif first.kind == "leave" and "ended" in changed and convs \
                 and convs[-1]["end_reason"] != "membership_ended":
             f.add("wrong state", f"leave of {first.member} answered ended, conversation "
                                  f"{convs[-1]['id']} ended {convs[-1]['end_reason']}")
-    for message_id, n in with_interaction.items():
+    for message_id, n in stored.items():
         if n > 1:
-            f.add("duplicated", f"{n} interactions for inbound message row {message_id}")
+            f.add("duplicated", f"{n} interactions for member message {message_id}")
 
 
 NOT_TAKEN = ("unrouted", "ignored")  # no active conversation for the DM (ignored: no route)
 
 
-def _reply_taken(f: Findings, taken: list[Delivery], convs, processed, with_interaction) -> None:
+def _reply_taken(f: Findings, taken: list[Delivery], convs, processed) -> None:
     """Every delivery of one reply that was answered 2xx: it was processed once, or every
     answer says it had no conversation to go to, and indeed its conversation had ended."""
     d = taken[0]
@@ -204,16 +204,14 @@ def _reply_taken(f: Findings, taken: list[Delivery], convs, processed, with_inte
         f.add("lost", f"reply {d.message_id} of {d.member} answered {statuses}")
         return
     if row is not None:
-        if not with_interaction[row["id"]]:
-            f.add("lost", f"reply {d.message_id} of {d.member} stored without an interaction")
         if row["text"] != storable_text(d.text):
             f.add("wrong state", f"reply {d.message_id} stored as {row['text'][:40]!r}, "
                                  f"sent as {d.text[:40]!r}")
         return
     refused = sorted((t for t in taken if t.status in NOT_TAKEN), key=lambda t: t.acked_at)
     if not refused or set(statuses) & {"advanced", "ended"}:
-        f.add("lost", f"reply {d.message_id} of {d.member} answered {statuses}, but no inbound "
-                      "row has its message id")
+        f.add("lost", f"reply {d.message_id} of {d.member} answered {statuses}, but no interaction "
+                      "has its message id")
         return
     ended = [utc(cv["ended_at"]) for cv in convs if cv["ended_at"] is not None]
     if len(ended) < len(convs) or not ended or ended[-1].timestamp() > refused[0].acked_at + 0.001:

@@ -71,3 +71,9 @@ def test_the_short_soak_loses_duplicates_reorders_and_corrupts_nothing():
     for name, altered in planted.items():
         found = check(altered)
         assert found.count(name) >= 1, (name, found.problems)
+    # A reply answered "advanced" whose interaction is missing is lost; stored twice, duplicated.
+    reply = next(i for i in c.interactions if i["whop_message_id"])
+    without = [i for i in c.interactions if i is not reply]
+    assert check(dataclasses.replace(c, interactions=without)).count("lost") >= 1
+    twice = [*c.interactions, {**reply, "id": -1}]
+    assert check(dataclasses.replace(c, interactions=twice)).count("duplicated") >= 1

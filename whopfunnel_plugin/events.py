@@ -15,10 +15,13 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def storable_text(text: str, limit: int = MAX_TEXT) -> str:
-    """`text` as every engine can store it: lone surrogates (valid in JSON, invalid in
-    UTF-8) become U+FFFD, and anything past `limit` characters is cut."""
+    """`text` as every engine can store it: NUL (refused by PostgreSQL's text) and lone
+    surrogates (valid in JSON, invalid in UTF-8) become U+FFFD, and anything past `limit`
+    characters is cut."""
     if len(text) > limit:
         text = text[:limit]
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
     return _LONE_SURROGATE.sub("\ufffd", text) if not text.isascii() else text
 
 

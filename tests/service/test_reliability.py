@@ -129,11 +129,13 @@ def test_text_that_cannot_be_stored_is_made_storable(webhook, fake, clock, engin
     long = fake.member_says("user_1", "x" * 70_000, company_id="biz_1")
     answer = post(client, clock, long)
     assert (answer.status_code, answer.json()) == (200, {"status": "advanced"})
+    nul = fake.member_says("user_1", "c\x00d", company_id="biz_1")  # PostgreSQL refuses NUL
+    answer = post(client, clock, nul)  # the third invalid reply: the ladder abandons
+    assert (answer.status_code, answer.json()) == (200, {"status": "ended"})
     texts = [r.text for r in pm.runtime.store.tenant("exp_1").interactions()]
-    assert texts == ["a\ufffdb", "x" * MAX_TEXT]
+    assert texts == ["a\ufffdb", "x" * MAX_TEXT, "c\ufffdd"]
     ids = [r.whop_message_id for r in pm.runtime.store.tenant("exp_1").interactions()]
-    assert ids == [lone["data"]["message"]["id"], long["data"]["message"]["id"]]
-    assert pm.runtime.store.tenant("exp_1").active("user_1").invalid_count == 2
+    assert ids == [e["data"]["message"]["id"] for e in (lone, long, nul)]
 
 
 def test_an_overlong_id_is_refused_with_400_not_500(webhook, fake, clock):
