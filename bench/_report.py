@@ -114,7 +114,8 @@ def render(run, targets: list[Target], sections: list[Section], old: str) -> str
                 *([f"- Mode: {t.mode}"] if t.mode else []), *t.profile, "",
                 f"<!-- lead-notes:{t.key} -->", notes.get(t.key, EMPTY_NOTE).rstrip("\n") + "\n"
                 f"<!-- /lead-notes:{t.key} -->", ""]
-    kept = [k for k in notes if k not in {t.key for t in missed}]
+    kept = [k for k in notes if k not in {t.key for t in missed}
+            and notes[k].strip() != EMPTY_NOTE.strip()]  # an unwritten note is not kept
     if kept:
         out += ["### Notes kept from earlier runs (targets met now, or figures not run)", ""]
         for key in kept:

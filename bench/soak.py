@@ -588,7 +588,7 @@ def record(summary: Summary, path: Path) -> None:
         f"Machine: {machine()}; recorded {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n\n"
         "Summary, as printed:\n\n" + "\n".join(f"    {line}" for line in summary.text().splitlines())
         + "\n\nWhat each line checks: README \"Soak\" and the docstring of `bench/soak_check.py`. "
-        "Product bugs found while building the soak are recorded as `xfail(strict=True)` tests in "
+        "The product bugs found while building the soak are fixed, each with its test in "
         "`tests/service/test_faults.py` (`test_a_hook_call_running_during_a_database_outage_fires_once`, "
         "`test_a_conversations_owner_dms_keep_their_order_across_workers`, "
         "`test_the_survivor_takes_over_within_30s_while_whop_is_slow_and_a_backlog_waits`).\n")

@@ -43,6 +43,9 @@ def engine_of(url: str) -> str:
     return SCHEMES[scheme]
 
 
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
 def open_database(url: str):
     """A Peewee database (not yet connected) for `url`."""
     kind = engine_of(url)
@@ -51,7 +54,7 @@ def open_database(url: str):
         # IMMEDIATE: a writer takes the lock at BEGIN, so two writers queue instead of
         # failing on lock upgrade; WAL lets readers run beside them.
         kwargs.update(lock_type="IMMEDIATE", pragmas={
-            "journal_mode": "wal", "synchronous": "normal", "busy_timeout": 30000,
+            "journal_mode": "wal", "synchronous": "normal", "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
             "foreign_keys": 1,
         })
     if kind == "postgres":

@@ -62,6 +62,20 @@ class GroupCommit:
             raise job.error
         return job.result
 
+    def exclusive(self, fn: Callable[[], object]):
+        """Run `fn` (outside any transaction) while no write of this process runs: it
+        waits for the commit under way, and writes arriving meanwhile wait for it."""
+        with self._cond:
+            while self._committing:
+                self._cond.wait()
+            self._committing = True
+        try:
+            return fn()
+        finally:
+            with self._cond:
+                self._committing = False
+                self._cond.notify_all()
+
     def _commit(self, batch: list[_Job]) -> None:
         alone = len(batch) == 1
 

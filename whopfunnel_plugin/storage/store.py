@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from ..errors import ConversationNotFound, DatabaseUnavailable, StorageError
-from . import pgreply, queries, schema
+from . import pgreply, queries, schema, wal
 from .bulk import Bulk
 from .database import (
     DEFAULT_URL,
@@ -61,6 +61,7 @@ class Store:
         # to SQLite, a writer waiting for the lock sleeps in steps of up to 100 ms.)
         self.group = (GroupCommit(self._transaction, self.db.savepoint)
                       if self.engine == "sqlite" else None)
+        self.wal_restart_frames = wal.RESTART_FRAMES  # see checkpoint()
         self._versions: dict[tuple[str, str, str], int] = {}
         self._stored: dict[int, tuple[str, dict]] = {}
         self._instance: str | None = None
@@ -146,21 +147,14 @@ class Store:
         return redact_text(first_line(exc), self.url)
 
     def defer_checkpoints(self) -> None:
-        """SQLite: commits no longer checkpoint the WAL into the database file (the
-        committer would pay for it: tens of milliseconds, every few thousand pages), so a
-        background job must call `checkpoint()` instead (`whopfunnel serve` does, every
-        second). No-op elsewhere."""
-        if self.engine != "sqlite":
-            return
-        self.db._pragmas = [*[(k, v) for k, v in self.db._pragmas if k != "wal_autocheckpoint"],
-                            ("wal_autocheckpoint", 0)]
-        if not self.db.is_closed():
-            self.db.execute_sql("PRAGMA wal_autocheckpoint = 0")
+        """SQLite: commits stop checkpointing the WAL; `checkpoint()` must be called
+        instead, every second or so (`whopfunnel serve` does). No-op elsewhere."""
+        wal.defer_checkpoints(self)
 
-    def checkpoint(self) -> None:
-        """SQLite: copy the WAL back into the database without blocking writers."""
-        if self.engine == "sqlite":
-            self.read(lambda: self.db.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+    def checkpoint(self) -> int:
+        """SQLite: copy the WAL back into the database, keeping the file bounded under
+        steady writes (`storage/wal.py`); the frames it held. 0 elsewhere."""
+        return wal.checkpoint(self)
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""
