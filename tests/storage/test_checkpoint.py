@@ -23,7 +23,7 @@ def wal_bytes(store) -> int:
     return os.path.getsize(path) if os.path.exists(path) else 0
 
 
-def test_the_wal_is_truncated_while_writes_never_pause(sqlite_store, clock):
+def test_the_wal_starts_over_while_writes_never_pause(sqlite_store, clock):
     store = sqlite_store
     store.defer_checkpoints()
     store.wal_restart_frames = 100  # 400 KiB: small, so a short test shows the bound
@@ -39,23 +39,22 @@ def test_the_wal_is_truncated_while_writes_never_pause(sqlite_store, clock):
 
     writer = threading.Thread(target=join_steadily)
     writer.start()
-    largest, truncations = 0, 0
+    frames, restarts = 0, 0
     while writer.is_alive():
-        before = wal_bytes(store)
-        store.checkpoint()
-        truncations += wal_bytes(store) < before
-        largest = max(largest, before)
+        held = store.checkpoint()  # the frames the WAL held: fewer than last time = restarted
+        restarts += held < frames
+        frames = held
         writer.join(0.01)
     assert failed == []
     assert len(store.tenant("exp_1").conversations()) == JOINS  # nothing lost meanwhile
     # Left alone, the WAL holds every page the joins wrote (over 100 MiB here, growing
-    # with every write). Truncated past 100 frames, it stays within what the writer adds
-    # between two checkpoints (a few MiB).
-    assert truncations > 0
-    assert largest < 16 * 2**20, f"the WAL reached {largest / 2**20:.1f} MiB"
+    # with every write). Started over past 100 frames, the file stays within what the
+    # writer adds between two checkpoints (a few MiB).
+    assert restarts > 0
+    assert wal_bytes(store) < 16 * 2**20, f"the WAL reached {wal_bytes(store) / 2**20:.1f} MiB"
 
 
-def test_a_reader_in_an_old_snapshot_only_postpones_the_truncation(sqlite_store, clock):
+def test_a_reader_in_an_old_snapshot_only_postpones_the_restart(sqlite_store, clock):
     store = sqlite_store
     store.defer_checkpoints()
     store.wal_restart_frames = 10
@@ -66,14 +65,14 @@ def test_a_reader_in_an_old_snapshot_only_postpones_the_truncation(sqlite_store,
     assert reader.execute("SELECT count(*) FROM conversations").fetchone() == (1,)
     for i in range(50):
         host.join(MemberJoined(experience_id="exp_1", user_id=f"u{i}"))
-    held = wal_bytes(store)
 
-    store.checkpoint()  # the reader still needs the WAL: nothing fails, nothing is cut
-    assert wal_bytes(store) == held
+    held = store.checkpoint()  # the reader still needs the WAL: nothing fails
     host.join(MemberJoined(experience_id="exp_1", user_id="meanwhile"))
+    assert store.checkpoint() > held  # ... and the WAL could not start over
     reader.execute("COMMIT")
     reader.close()
 
-    store.checkpoint()  # the reader is gone: the WAL is cut
-    assert wal_bytes(store) == 0
-    assert len(store.tenant("exp_1").conversations()) == 52
+    store.checkpoint()  # the reader is gone: the next write starts the WAL over
+    host.join(MemberJoined(experience_id="exp_1", user_id="after"))
+    assert store.checkpoint() < held
+    assert len(store.tenant("exp_1").conversations()) == 53
