@@ -334,8 +334,8 @@ def sweep(run):
         "**batched floor** (no target): raw `sqlite3` doing that UPDATE in the sweep's transactions "
         "(select up to a batch of ids, update them, commit), so what batching costs shows apart.",
         "- Both sides run with SQLite's checkpoints deferred, as `whopfunnel serve` runs: its "
-        "checkpoint job copies the WAL back every second without holding the write lock, so no "
-        "commit on either side pays for a checkpoint.",
+        "checkpoint job copies the WAL back every second, off the commit path, so no commit on "
+        "either side pays for a checkpoint and none runs while a side is timed.",
         "- **nothing expired**: the same call a minute before anything expires, repeated."])
     targets: list[Target] = []
     w = small = None

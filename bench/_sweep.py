@@ -15,8 +15,9 @@ conversations and owes their hook calls in a few set-based statements; the hooks
 fires the owed calls (third-party code, one call each), timed on its own.
 
 Both sides run with SQLite's checkpoints deferred, as `whopfunnel serve` runs (its
-checkpoint job copies the WAL back into the database every second, holding no lock a
-writer needs): a commit then costs what it costs a served worker, on both sides. A second
+checkpoint job copies the WAL back into the database every second, off the commit path;
+no checkpoint runs while either side is timed): a commit then costs what it costs a
+served worker, on both sides. A second
 floor does the UPDATE in the sweep's own batches (select up to `batch` ids, update them,
 commit), so the cost of batching itself is on the page apart from whopfunnel's.
 """

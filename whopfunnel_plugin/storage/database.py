@@ -55,7 +55,7 @@ def open_database(url: str):
         # failing on lock upgrade; WAL lets readers run beside them.
         kwargs.update(lock_type="IMMEDIATE", pragmas={
             "journal_mode": "wal", "synchronous": "normal", "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
-            "foreign_keys": 1, "journal_size_limit": 64 * 2**20,  # the WAL cut back to 64 MiB
+            "foreign_keys": 1,
         })
     if kind == "postgres":
         kwargs.setdefault("connect_timeout", 5)

@@ -38,6 +38,8 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._queue: list[_Job] = []
         self._committing = False
+        self._committer: int | None = None  # the thread holding the role, while one does
+        self._exclusive_waiting = 0  # callers of exclusive() waiting: they go next
         self.commits = 0  # commits made, and the writes they held (for the benchmarks)
         self.writes = 0
 
@@ -46,35 +48,49 @@ class GroupCommit:
         job = _Job(fn)
         with self._cond:
             self._queue.append(job)
-            while self._committing and not job.finished:
+            while (self._committing or self._exclusive_waiting) and not job.finished:
                 self._cond.wait()
             if not job.finished:
-                self._committing = True
+                self._take()
                 batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
         if not job.finished:
             try:
                 self._commit(batch)
             finally:
-                with self._cond:
-                    self._committing = False
-                    self._cond.notify_all()
+                self._release()
         if job.error is not None:
             raise job.error
         return job.result
 
     def exclusive(self, fn: Callable[[], object]):
         """Run `fn` (outside any transaction) while no write of this process runs: it
-        waits for the commit under way, and writes arriving meanwhile wait for it."""
+        waits for the commit under way, and goes before every write that arrives
+        meanwhile (a thread writing back to back cannot keep it waiting)."""
         with self._cond:
-            while self._committing:
-                self._cond.wait()
-            self._committing = True
+            if self._committer == threading.get_ident():
+                raise RuntimeError("exclusive() called while this thread commits")
+            self._exclusive_waiting += 1
+            try:
+                while self._committing:
+                    self._cond.wait()
+            except BaseException:
+                self._exclusive_waiting -= 1
+                self._cond.notify_all()  # the writers held back for it may go
+                raise
+            self._exclusive_waiting -= 1
+            self._take()
         try:
             return fn()
         finally:
-            with self._cond:
-                self._committing = False
-                self._cond.notify_all()
+            self._release()
+
+    def _take(self) -> None:  # with self._cond held
+        self._committing, self._committer = True, threading.get_ident()
+
+    def _release(self) -> None:
+        with self._cond:
+            self._committing, self._committer = False, None
+            self._cond.notify_all()
 
     def _commit(self, batch: list[_Job]) -> None:
         alone = len(batch) == 1

@@ -61,7 +61,7 @@ class Store:
         # to SQLite, a writer waiting for the lock sleeps in steps of up to 100 ms.)
         self.group = (GroupCommit(self._transaction, self.db.savepoint)
                       if self.engine == "sqlite" else None)
-        self.wal_restart_frames = wal.RESTART_FRAMES  # see checkpoint()
+        self.checkpoints = wal.Checkpoints(self) if self.engine == "sqlite" else None
         self._versions: dict[tuple[str, str, str], int] = {}
         self._stored: dict[int, tuple[str, dict]] = {}
         self._instance: str | None = None
@@ -149,12 +149,13 @@ class Store:
     def defer_checkpoints(self) -> None:
         """SQLite: commits stop checkpointing the WAL; `checkpoint()` must be called
         instead, every second or so (`whopfunnel serve` does). No-op elsewhere."""
-        wal.defer_checkpoints(self)
+        if self.checkpoints is not None:
+            self.checkpoints.defer()
 
     def checkpoint(self) -> int:
         """SQLite: copy the WAL back into the database, keeping the file bounded under
         steady writes (`storage/wal.py`); the frames it held. 0 elsewhere."""
-        return wal.checkpoint(self)
+        return self.checkpoints.run() if self.checkpoints is not None else 0
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""
