@@ -66,11 +66,16 @@ def stamp(when: datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def connect(path: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in ("journal_mode=wal", "synchronous=normal", "busy_timeout=30000", "foreign_keys=1"):
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
 class Floor:
     def __init__(self, path: str, members: int, seed: int = 1):
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=wal", "synchronous=normal", "busy_timeout=30000", "foreign_keys=1"):
-            self.db.execute(f"PRAGMA {pragma}")
+        self.db = connect(path)
         self.db.executescript(SCHEMA)
         now = datetime.now(timezone.utc)
         start, expires = stamp(now), stamp(now + timedelta(hours=24))
@@ -83,8 +88,19 @@ class Floor:
             ((experience(u), user_id(u), user_id(u), start, start, expires, f"Member {u}")
              for u in range(members)))
         self.db.execute("COMMIT")
+        self._start(members, seed)
+
+    @classmethod
+    def attach(cls, path: str, members: int, seed: int) -> Floor:
+        """Another connection to a floor database already made, as its own replier."""
+        floor = cls.__new__(cls)
+        floor.db = connect(path)
+        floor._start(members, seed)
+        return floor
+
+    def _start(self, members: int, seed: int) -> None:
         self.members, self.seed = members, seed
-        self.tag = f"{os.getpid()}_{time.time_ns() % 10**9}"
+        self.tag = f"{os.getpid()}_{seed}_{time.time_ns() % 10**9}"
         self.seq = 0
 
     def describe(self) -> str:

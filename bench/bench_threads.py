@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sqlite3
 import statistics
 import tempfile
 import threading
@@ -48,15 +47,7 @@ class FloorThreads:
         self.path = path
 
     def run(self, seconds: float, threads: int) -> dict:
-        floors = []
-        for k in range(threads):
-            f = Floor.__new__(Floor)
-            f.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in ("journal_mode=wal", "synchronous=normal", "busy_timeout=30000"):
-                f.db.execute(f"PRAGMA {pragma}")
-            f.members, f.seed, f.seq = MEMBERS, 1000 + k, 0
-            f.tag = f"t{k}_{time.time_ns() % 10**9}"
-            floors.append(f)
+        floors = [Floor.attach(str(self.path), MEMBERS, seed=1000 + k) for k in range(threads)]
         out: list[dict] = []
         pool = [threading.Thread(target=lambda f=f: out.append(f.run(seconds))) for f in floors]
         cpu, start = time.process_time(), time.perf_counter()
