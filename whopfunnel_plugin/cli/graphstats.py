@@ -1,8 +1,7 @@
 """Traffic for `whopfunnel graph --stats`: visits and interactions read from a database.
 
-Read-only, two grouped queries through `Store.db.execute_sql` (storage/ belongs to the
-service; this asks it for nothing new). A SQLite file that does not exist is an error,
-never a new empty database.
+Read-only: two grouped queries (`storage.stats.block_traffic`). A SQLite file that does
+not exist is an error, never a new empty database.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from ..funnel.traffic import Traffic
 
 
 def traffic_from_db(url: str, funnel: Funnel, experience_id: str | None = None) -> Traffic:
+    from ..storage.stats import block_traffic
     from ..storage.store import Store, redact_url
 
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
@@ -22,17 +22,7 @@ def traffic_from_db(url: str, funnel: Funnel, experience_id: str | None = None) 
     store = Store(url)
     try:
         store.check_schema()
-        p = store.db.param
-        where, params = f"funnel_id = {p}", [funnel.id]
-        if experience_id:
-            where += f" AND experience_id = {p}"
-            params.append(experience_id)
-        visits = store.db.execute_sql(
-            f"SELECT block, COUNT(*) FROM visits WHERE {where} GROUP BY block", params).fetchall()
-        replies = store.db.execute_sql(
-            "SELECT block, classification, option_index, attempt, COUNT(*) FROM interactions "
-            f"WHERE {where} GROUP BY block, classification, option_index, attempt",
-            params).fetchall()
+        visits, replies = block_traffic(store, funnel.id, experience_id)
     finally:
         store.close()
     return traffic_from_rows(funnel, visits, replies)

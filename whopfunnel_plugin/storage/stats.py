@@ -96,6 +96,27 @@ class FunnelStats:
         return found
 
 
+def block_traffic(store: Store, funnel_id: str, experience_id: str | None = None):
+    """`graph --stats`: (block, visits) and (block, classification, option_index, attempt,
+    replies), grouped, for one funnel in every tenant or in one."""
+    p = store.db.param
+    where, params = f"funnel_id = {p}", [funnel_id]
+    if experience_id:
+        where += f" AND experience_id = {p}"
+        params.append(experience_id)
+
+    def run():
+        visits = store.db.execute_sql(
+            f"SELECT block, COUNT(*) FROM visits WHERE {where} GROUP BY block", params).fetchall()
+        replies = store.db.execute_sql(
+            "SELECT block, classification, option_index, attempt, COUNT(*) FROM interactions "
+            f"WHERE {where} GROUP BY block, classification, option_index, attempt",
+            params).fetchall()
+        return visits, replies
+
+    return store.read(run)
+
+
 def open_existing(url: str) -> Store:
     """A Store for a command that only reads: a SQLite file that is not there is an
     error, never created (connecting would create it, empty), and so is a database
